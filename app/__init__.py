@@ -1,0 +1,99 @@
+"""Kassa: a Telegram sales bot with SBP QR payments and automatic 54-FZ fiscalization."""
+
+from __future__ import annotations
+
+import logging.config
+
+from flask import Flask
+
+from app.config import INSTANCE, ROOT, load_config
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the web app. Nothing here talks to the network or migrates the database.
+
+    :param config: values that win over the environment (tests pass APP_ENV=testing etc.).
+    """
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(INSTANCE),
+    )
+    app.config.update(load_config(overrides=config))
+    configure_logging(app)
+    register_extensions(app)
+    register_models(app)
+    register_rooms(app)
+    register_health(app)
+    register_template_filters(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    logging.config.dictConfig({
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        }},
+        "handlers": {"stdout": {
+            "class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+            "formatter": "plain",
+        }},
+        "root": {"level": app.config["LOG_LEVEL"], "handlers": ["stdout"]},
+        # requests/urllib3 log full URLs with query strings; keep them quiet.
+        "loggers": {
+            "urllib3": {"level": "WARNING"},
+            "werkzeug": {"level": "WARNING"},
+            "alembic.runtime.plugins": {"level": "WARNING"},
+        },
+    })
+
+
+def register_extensions(app: Flask) -> None:
+    from app.extensions import babel, csrf, db, login_manager, migrate
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app)
+
+
+def register_models(app: Flask) -> None:
+    import app.models  # noqa: F401 - registers the tables with the metadata
+
+
+def register_rooms(app: Flask) -> None:
+    from app import sbp
+
+    sbp.init_app(app)
+
+
+def register_health(app: Flask) -> None:
+    from app.health import bp
+
+    app.register_blueprint(bp)
+
+
+def register_template_filters(app: Flask) -> None:
+    from app.money import format_rubles
+
+    app.add_template_filter(format_rubles, "rubles")
+
+
+def register_error_handlers(app: Flask) -> None:
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)

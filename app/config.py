@@ -1,0 +1,164 @@
+"""Settings from the environment (a `.env` file is read if present); see CONTRACT.md."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+# Credentials the sandbox (app/sandbox) accepts. They are public on purpose and a
+# production configuration that still carries them refuses to start.
+SANDBOX_MERCHANT_ID = "MA0000000552"
+SANDBOX_SECRET_KEY = "sandbox-secret-key-not-for-production"  # noqa: S105
+SANDBOX_ATOL_LOGIN = "v5-online-atol-ru"
+SANDBOX_ATOL_PASSWORD = "zUr0OxfI"  # noqa: S105
+SANDBOX_ATOL_GROUP = "v5-online-atol-ru_5179"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a configuration Kassa may start with."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping for `env` (development, testing or production).
+
+    :param env: overrides APP_ENV.
+    :param overrides: values that win over the environment (tests use this).
+    :raises ConfigError: production without its secrets, or with sandbox providers.
+    """
+    load_dotenv(ROOT / ".env", override=False)
+    overrides = dict(overrides or {})
+    app_env = overrides.pop("APP_ENV", None) or env or _env("APP_ENV", "development")
+    if app_env not in ("development", "testing", "production"):
+        raise ConfigError(f"APP_ENV must be development, testing or production, not {app_env!r}")
+    production = app_env == "production"
+
+    sandbox_port = _int("SANDBOX_PORT", 8081)
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    secret_key = _env("SECRET_KEY")
+    database_url = _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'kassa.db'}")
+
+    cfg: dict = {
+        "APP_ENV": app_env,
+        "DEBUG": False,
+        "TESTING": app_env == "testing",
+        "SECRET_KEY": secret_key or secrets.token_hex(32),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PUBLIC_URL": (_env("PUBLIC_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
+        # A callback or an API call bigger than this is refused with 413.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "TELEGRAM_BOT_TOKEN": _env("TELEGRAM_BOT_TOKEN"),
+        "TELEGRAM_API_URL": _env("TELEGRAM_API_URL", "https://api.telegram.org"),
+        "SBP_PROVIDER": _env("SBP_PROVIDER", "raiffeisen"),
+        "RAIFFEISEN_API_URL": _env(
+            "RAIFFEISEN_API_URL", "https://pay.raif.ru" if production else sandbox_url
+        ),
+        "RAIFFEISEN_SBP_MERCHANT_ID": _env(
+            "RAIFFEISEN_SBP_MERCHANT_ID", None if production else SANDBOX_MERCHANT_ID
+        ),
+        "RAIFFEISEN_SECRET_KEY": _env(
+            "RAIFFEISEN_SECRET_KEY", None if production else SANDBOX_SECRET_KEY
+        ),
+        "RAIFFEISEN_ACCOUNT": _env("RAIFFEISEN_ACCOUNT"),
+        "FISCAL_PROVIDER": _env("FISCAL_PROVIDER", "atol"),
+        "ATOL_API_URL": _env(
+            "ATOL_API_URL",
+            "https://online.atol.ru/possystem/v5" if production else f"{sandbox_url}/possystem/v5",
+        ),
+        "ATOL_LOGIN": _env("ATOL_LOGIN", None if production else SANDBOX_ATOL_LOGIN),
+        "ATOL_PASSWORD": _env("ATOL_PASSWORD", None if production else SANDBOX_ATOL_PASSWORD),
+        "ATOL_GROUP_CODE": _env("ATOL_GROUP_CODE", None if production else SANDBOX_ATOL_GROUP),
+        "COMPANY_INN": _env("COMPANY_INN", None if production else "5544332219"),
+        "COMPANY_EMAIL": _env("COMPANY_EMAIL", None if production else "shop@example.com"),
+        "COMPANY_SNO": _env("COMPANY_SNO", None if production else "usn_income"),
+        "COMPANY_PAYMENT_ADDRESS": _env(
+            "COMPANY_PAYMENT_ADDRESS", None if production else "https://v5.online.atol.ru"
+        ),
+        "QR_TTL_MINUTES": _int("QR_TTL_MINUTES", 10),
+        "SANDBOX_PORT": sandbox_port,
+        # Outbound HTTP: seconds to connect and to read.
+        "HTTP_TIMEOUT": (3.05, 15),
+        # Worker: how long a claimed job is leased, how often the reconciler runs,
+        # how many attempts before a job is dead.
+        "JOB_LEASE_SECONDS": _int("JOB_LEASE_SECONDS", 120),
+        "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 12),
+        "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 15),
+        # A QR still open this long after creation without a callback is asked about.
+        "RECONCILE_QR_AFTER_SECONDS": _int("RECONCILE_QR_AFTER_SECONDS", 60),
+        "WORKER_IDLE_SLEEP": 0.5,
+        "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
+        "BABEL_DEFAULT_LOCALE": "ru",
+        "BABEL_DEFAULT_TIMEZONE": "Europe/Moscow",
+    }
+    if _env("TELEGRAM_WEBHOOK_SECRET"):
+        cfg["TELEGRAM_WEBHOOK_SECRET"] = _env("TELEGRAM_WEBHOOK_SECRET")
+    else:
+        # Derived, so that web and worker processes agree without another variable.
+        digest = hashlib.sha256(("telegram-webhook:" + cfg["SECRET_KEY"]).encode()).hexdigest()
+        cfg["TELEGRAM_WEBHOOK_SECRET"] = digest[:48]
+
+    if app_env == "development":
+        cfg["DEBUG"] = _env("FLASK_DEBUG", "0") == "1"
+    if app_env == "testing":
+        cfg["SQLALCHEMY_DATABASE_URI"] = _env("TEST_DATABASE_URL", "sqlite://")
+        cfg["WTF_CSRF_ENABLED"] = False
+
+    cfg.update(overrides)
+    if production:
+        _check_production(cfg, secret_key_given=bool(secret_key) or "SECRET_KEY" in overrides)
+    return cfg
+
+
+def _check_production(cfg: dict, *, secret_key_given: bool) -> None:
+    problems = []
+    if not secret_key_given:
+        problems.append("SECRET_KEY is not set")
+    for name in ("RAIFFEISEN_SBP_MERCHANT_ID", "RAIFFEISEN_SECRET_KEY"):
+        if not cfg.get(name):
+            problems.append(f"{name} is not set")
+    if cfg.get("RAIFFEISEN_SECRET_KEY") == SANDBOX_SECRET_KEY:
+        problems.append("RAIFFEISEN_SECRET_KEY is the sandbox key")
+    if cfg.get("RAIFFEISEN_SBP_MERCHANT_ID") == SANDBOX_MERCHANT_ID:
+        problems.append("RAIFFEISEN_SBP_MERCHANT_ID is the sandbox merchant")
+    if _points_at_loopback(cfg.get("RAIFFEISEN_API_URL")):
+        problems.append("RAIFFEISEN_API_URL points at the local sandbox")
+    if cfg.get("FISCAL_PROVIDER") == "atol":
+        for name in ("ATOL_LOGIN", "ATOL_PASSWORD", "ATOL_GROUP_CODE"):
+            if not cfg.get(name):
+                problems.append(f"{name} is not set (or set FISCAL_PROVIDER=none)")
+        if cfg.get("ATOL_PASSWORD") == SANDBOX_ATOL_PASSWORD or _points_at_loopback(
+            cfg.get("ATOL_API_URL")
+        ):
+            problems.append("the ATOL settings are the sandbox's")
+    if cfg.get("FISCAL_PROVIDER") != "none":
+        for name in ("COMPANY_INN", "COMPANY_EMAIL", "COMPANY_SNO", "COMPANY_PAYMENT_ADDRESS"):
+            if not cfg.get(name):
+                problems.append(f"{name} is not set")
+    if problems:
+        raise ConfigError("production configuration refused: " + "; ".join(problems))
+
+
+def _points_at_loopback(url: str | None) -> bool:
+    return bool(url) and ("://127.0.0.1" in url or "://localhost" in url)

@@ -1,0 +1,90 @@
+"""Domain errors and the HTML/JSON error handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+logger = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/sbp/", "/fiscal/", "/telegram/", "/healthz", "/readyz")
+
+
+class KassaError(Exception):
+    """A refusal a user can act on: a stable `code`, a human `message`, an HTTP status."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class ValidationError(KassaError):
+    code = "invalid_request"
+
+
+class NotFoundError(KassaError):
+    code = "not_found"
+    status = 404
+
+
+class InvalidStateError(KassaError):
+    """The object is not in a state that allows the action (cancel a paid QR, refund twice)."""
+
+    code = "invalid_state"
+    status = 409
+
+
+class BankError(KassaError):
+    """The bank refused or could not be reached; `bank_code` carries its code when it answered."""
+
+    code = "bank_error"
+    status = 502
+
+    def __init__(self, message: str, *, bank_code: str | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.bank_code = bank_code
+        self.retryable = retryable
+
+
+def wants_json() -> bool:
+    if request.path.startswith(JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and not request.headers.get("HX-Request")
+
+
+def _respond(status: int, code: str, message: str):
+    if wants_json():
+        return jsonify(ok=False, error=code, message=message), status
+    template = f"errors/{status}.html" if status in (400, 403, 404, 409, 413, 500) else (
+        "errors/generic.html"
+    )
+    return render_template(template, status=status, code=code, message=message), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(KassaError)
+    def handle_kassa_error(exc: KassaError):
+        return _respond(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _respond(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        db.session.rollback()
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "Internal error; it has been logged.")

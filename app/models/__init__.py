@@ -1,0 +1,37 @@
+"""SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
+
+from app.models.base import InvalidTransition, utcnow
+from app.models.catalog import VAT_RATES, Product
+from app.models.jobs import Job, JobStatus
+from app.models.orders import (
+    OPEN_ORDER_STATUSES,
+    ORDER_TRANSITIONS,
+    Order,
+    OrderChannel,
+    OrderItem,
+    OrderStatus,
+)
+from app.models.sbp import (
+    ACTIVATION_TRANSITIONS,
+    PAYMENT_TRANSITIONS,
+    QR_TRANSITIONS,
+    REFUND_TRANSITIONS,
+    ActivationStatus,
+    BankEvent,
+    CashLinkActivation,
+    Payment,
+    PaymentStatus,
+    QrCode,
+    QrKind,
+    QrStatus,
+    Refund,
+    RefundStatus,
+)
+
+__all__ = [
+    "ACTIVATION_TRANSITIONS", "OPEN_ORDER_STATUSES", "ORDER_TRANSITIONS", "PAYMENT_TRANSITIONS",
+    "QR_TRANSITIONS", "REFUND_TRANSITIONS", "VAT_RATES", "ActivationStatus", "BankEvent",
+    "CashLinkActivation", "InvalidTransition", "Job", "JobStatus", "Order", "OrderChannel",
+    "OrderItem", "OrderStatus", "Payment", "PaymentStatus", "Product", "QrCode", "QrKind",
+    "QrStatus", "Refund", "RefundStatus", "utcnow",
+]

@@ -1,0 +1,107 @@
+"""Orders: what a customer buys, from any channel (Mini App, API, admin, CLI)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import TimestampMixin, UTCDateTime, move, str_enum
+
+
+class OrderStatus(enum.Enum):
+    NEW = "new"                      # created, no QR at the bank yet (or the bank was down)
+    PENDING = "pending"              # a QR / cash link is waiting for the customer
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+S = OrderStatus
+ORDER_TRANSITIONS = {
+    S.NEW: frozenset({S.PENDING, S.CANCELLED}),
+    S.PENDING: frozenset({S.PAID, S.EXPIRED, S.CANCELLED}),
+    # A new QR may be shown for an expired order; money that arrives late is still money.
+    S.EXPIRED: frozenset({S.PENDING, S.PAID, S.CANCELLED}),
+    S.CANCELLED: frozenset({S.PAID}),
+    S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+}
+OPEN_ORDER_STATUSES = (S.NEW, S.PENDING, S.EXPIRED)
+
+
+class OrderChannel(enum.Enum):
+    MINIAPP = "miniapp"
+    API = "api"
+    ADMIN = "admin"
+    CLI = "cli"
+
+
+def _public_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Order(TimestampMixin, db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.CheckConstraint("total_kopecks > 0", name="total_positive"),
+        sa.Index("ix_orders_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(sa.String(32), unique=True, default=_public_id)
+    status: Mapped[OrderStatus] = mapped_column(
+        str_enum(OrderStatus, "order_status"), default=OrderStatus.NEW
+    )
+    channel: Mapped[OrderChannel] = mapped_column(str_enum(OrderChannel, "order_channel"))
+    total_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
+    description: Mapped[str | None] = mapped_column(sa.String(140))
+    customer_email: Mapped[str | None] = mapped_column(sa.String(64))
+    customer_phone: Mapped[str | None] = mapped_column(sa.String(20))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
+    )
+
+    def set_status(self, to: OrderStatus) -> bool:
+        """The only way an order's status changes (see ORDER_TRANSITIONS)."""
+        return move(self, to, ORDER_TRANSITIONS, "order")
+
+    def __repr__(self) -> str:
+        return f"<Order {self.id} {self.status.value} {self.total_kopecks}>"
+
+
+class OrderItem(db.Model):
+    """A line copied from the catalog at the time of sale; later catalog edits don't touch it."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (
+        sa.CheckConstraint("price_kopecks >= 0", name="price_not_negative"),
+        sa.CheckConstraint("quantity_milli > 0", name="quantity_positive"),
+        sa.CheckConstraint("amount_kopecks >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    product_id: Mapped[int | None] = mapped_column(sa.ForeignKey("products.id"))
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    price_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
+    # Quantity in thousandths (54-FZ allows 3 decimals): 1.5 kg is 1500.
+    quantity_milli: Mapped[int] = mapped_column(sa.Integer, default=1000)
+    amount_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
+    vat: Mapped[str] = mapped_column(sa.String(8), default="none")
+    payment_object: Mapped[str] = mapped_column(sa.String(32), default="commodity")
+    measure: Mapped[str] = mapped_column(sa.String(16), default="piece")
+
+    order: Mapped[Order] = relationship(back_populates="items")
