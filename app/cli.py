@@ -1,0 +1,137 @@
+"""Flask commands (CONTRACT.md): qr, worker, sbp, demo, and the sandbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.errors import KassaError
+from app.extensions import db
+from app.money import MoneyError, parse_rubles
+
+logger = logging.getLogger(__name__)
+
+qr_cli = AppGroup("qr", help="Create and inspect SBP QR codes.")
+sbp_cli = AppGroup("sbp", help="Settings at the bank.")
+demo_cli = AppGroup("demo", help="Demo data for a first look.")
+
+
+def _print(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _amount(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_rubles(value)
+    except MoneyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--amount") from exc
+
+
+@qr_cli.command("create")
+@click.option("--type", "kind", type=click.Choice(["dynamic", "static", "cash-link"]),
+              default="dynamic", show_default=True)
+@click.option("--amount", help="Sum in rubles, e.g. 100 or 1250.50.")
+@click.option("--ttl", type=int, help="Minutes a dynamic QR / cash-link sale stays payable.")
+@click.option("--description", help="Payment purpose shown to the payer.")
+def qr_create(kind: str, amount: str | None, ttl: int | None, description: str | None):
+    """Create a QR code at the bank and print it as JSON."""
+    from app.models import OrderChannel
+    from app.orders.services import create_amount_order
+    from app.sbp import services
+    from app.sbp.serialize import qr_to_dict
+
+    kopecks = _amount(amount)
+    try:
+        if kind == "dynamic":
+            if kopecks is None:
+                raise click.UsageError("a dynamic QR needs --amount")
+            order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
+                                        description=description)
+            qr = services.create_dynamic_qr(order.id, ttl_minutes=ttl)
+        elif kind == "static":
+            qr = services.create_static_qr(amount_kopecks=kopecks, description=description)
+        else:
+            qr = services.register_cash_link(description=description)
+            if kopecks is not None:
+                order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
+                                            description=description)
+                services.activate_cash_link(qr.id, order.id, ttl_minutes=ttl)
+    except KassaError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    _print(qr_to_dict(db.session.get(type(qr), qr.id)))
+
+
+@qr_cli.command("show")
+@click.argument("ident")
+def qr_show(ident: str):
+    """Print a QR code's current state (by our id or the bank's qrId) as JSON."""
+    from app.models import QrCode
+    from app.sbp.serialize import qr_to_dict
+
+    query = sa.select(QrCode).where(QrCode.qr_id == ident)
+    if ident.isdigit():
+        query = sa.select(QrCode).where(sa.or_(QrCode.id == int(ident), QrCode.qr_id == ident))
+    qr = db.session.scalars(query).first()
+    if qr is None:
+        raise click.ClickException(f"no QR code {ident}")
+    _print(qr_to_dict(qr, details=True))
+
+
+@sbp_cli.command("set-callback")
+@click.option("--url", help="Defaults to PUBLIC_URL/sbp/callback.")
+def sbp_set_callback(url: str | None):
+    """Register the callback URL with the bank."""
+    from app.sbp import services
+
+    try:
+        registered = services.set_callback_url(url)
+    except KassaError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"callback URL registered: {registered}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
+@click.option("--batch", default=10, show_default=True)
+def worker_command(burst: bool, batch: int):
+    """Run queued jobs and the periodic reconciler until stopped."""
+    from app.jobs.worker import Worker
+
+    worker = Worker(current_app._get_current_object(), batch=batch)
+    if burst:
+        worker.arm_periodic()
+        while worker.run_once():
+            pass
+        return
+
+    def stop(signum, _frame):
+        logger.info("signal %s: finishing the current job, then stopping", signum)
+        worker.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.run()
+
+
+@demo_cli.command("seed")
+def demo_seed():
+    """A small demo catalog (safe to run again)."""
+    from app.demo import seed
+
+    created = seed()
+    click.echo(f"demo catalog ready ({created} new products)")
+
+
+def register(app: Flask) -> None:
+    from app.sandbox.cli import sandbox_cli
+
+    for command in (qr_cli, sbp_cli, demo_cli, worker_command, sandbox_cli):
+        app.cli.add_command(command)

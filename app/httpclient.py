@@ -1,0 +1,158 @@
+"""Outbound HTTP for providers: timeouts always, logs without secrets, retries only when safe.
+
+Providers (app/sbp/raiffeisen.py, app/fiscal/...) use this; nothing here knows Flask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class ProviderError(Exception):
+    """An outside service refused a call or could not be reached.
+
+    :param code: the provider's own error code ("ERROR.REFUND_INSUFFICIENT_FUNDS"), or
+        "network" / "timeout" / "http_<status>" / "bad_response" when it gave none.
+    :param retryable: True when the same call may succeed later (network, 5xx).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+    ):
+        super().__init__(f"{provider} {code}: {message}" if provider else f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.provider = provider
+        self.status = status
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    text: str
+
+    def json(self) -> Any:
+        """The body as JSON, with numbers as Decimal so money keeps every digit."""
+        return json.loads(self.text, parse_float=Decimal) if self.text else {}
+
+
+class HttpClient:
+    """A requests.Session bound to one base URL.
+
+    :param retries: extra attempts for a safe request (or one marked idempotent) after a
+        network error or a 502/503/504. A non-idempotent POST is sent once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        provider: str,
+        timeout: tuple[float, float] = (3.05, 15),
+        retries: int = 2,
+        backoff: float = 0.3,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.provider = provider
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.session = session or requests.Session()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> HttpResponse:
+        method = method.upper()
+        safe = idempotent if idempotent is not None else method in SAFE_METHODS
+        url = f"{self.base_url}{path}"
+        data = None
+        send_headers = {"Accept": "application/json"}
+        if json_body is not None:
+            data = dumps(json_body).encode()
+            send_headers["Content-Type"] = "application/json; charset=utf-8"
+        send_headers.update(headers or {})
+        attempts = 1 + (self.retries if safe else 0)
+        for attempt in range(1, attempts + 1):
+            started = time.monotonic()
+            try:
+                resp = self.session.request(
+                    method, url, data=data, headers=send_headers, timeout=self.timeout
+                )
+            except requests.Timeout as exc:
+                error = ProviderError(
+                    "timeout", f"{method} {path} timed out", provider=self.provider, retryable=True
+                )
+                cause: Exception = exc
+            except requests.RequestException as exc:
+                error = ProviderError(
+                    "network",
+                    f"{method} {path}: {type(exc).__name__}",
+                    provider=self.provider,
+                    retryable=True,
+                )
+                cause = exc
+            else:
+                elapsed = (time.monotonic() - started) * 1000
+                logger.info(
+                    "%s %s %s -> %s in %.0f ms",
+                    self.provider, method, path, resp.status_code, elapsed,
+                    extra={"provider": self.provider, "status": resp.status_code},
+                )
+                if resp.status_code in RETRY_STATUSES and attempt < attempts:
+                    time.sleep(self.backoff * attempt)
+                    continue
+                return HttpResponse(resp.status_code, resp.text)
+            logger.warning(
+                "%s %s %s failed (attempt %d/%d): %s",
+                self.provider, method, path, attempt, attempts, error.message,
+            )
+            if attempt >= attempts:
+                raise error from cause
+            time.sleep(self.backoff * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+_DECIMAL_MARK = re.compile(r'"\\u0000dec:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+def dumps(value: Any) -> str:
+    """JSON text in which every Decimal is a number with exactly its own digits.
+
+    Banks read "100.10" and the signature of a callback is computed over the text, so money
+    must never pass through binary float on its way out.
+    """
+    text = json.dumps(value, default=_json_default, ensure_ascii=False)
+    return _DECIMAL_MARK.sub(r"\1", text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"\u0000dec:{value}"
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,46 @@
+"""The bank side: provider registry, services, QR images, and the bank's callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+from app.sbp.provider import SbpProvider
+
+
+def _raiffeisen(config: dict) -> SbpProvider:
+    from app.sbp.raiffeisen import RaiffeisenClient
+
+    return RaiffeisenClient(
+        config["RAIFFEISEN_API_URL"],
+        config["RAIFFEISEN_SBP_MERCHANT_ID"],
+        config["RAIFFEISEN_SECRET_KEY"],
+        account=config.get("RAIFFEISEN_ACCOUNT"),
+        timeout=config["HTTP_TIMEOUT"],
+    )
+
+
+PROVIDERS: dict[str, Callable[[dict], SbpProvider]] = {"raiffeisen": _raiffeisen}
+
+
+def init_app(app: Flask) -> None:
+    """Build the configured bank client once; register routes, jobs and the reconciler."""
+    name = app.config["SBP_PROVIDER"]
+    if name not in PROVIDERS:
+        raise RuntimeError(f"SBP_PROVIDER={name!r}; known: {', '.join(PROVIDERS)}")
+    app.extensions["kassa.sbp"] = PROVIDERS[name](app.config)
+
+    from app import jobs
+    from app.sbp.handlers import HANDLERS
+    from app.sbp.routes import bp
+
+    app.register_blueprint(bp, url_prefix="/sbp")
+    for name, fn in HANDLERS.items():
+        jobs.handler(name)(fn)
+    jobs.periodic("sbp.reconcile", app.config["RECONCILE_INTERVAL_SECONDS"])
+
+
+def get_bank() -> SbpProvider:
+    """The bank client of the current app (tests may swap it in app.extensions)."""
+    return current_app.extensions["kassa.sbp"]

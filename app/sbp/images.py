@@ -1,0 +1,31 @@
+"""QR images of SBP payloads, PNG and SVG, rendered once per payload and cached."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import qrcode
+import qrcode.image.pure
+import qrcode.image.svg
+
+
+def _qr(payload: str) -> qrcode.QRCode:
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4)
+    code.add_data(payload)
+    code.make(fit=True)
+    return code
+
+
+@lru_cache(maxsize=1024)
+def render_png(payload: str) -> bytes:
+    buffer = io.BytesIO()
+    _qr(payload).make_image(image_factory=qrcode.image.pure.PyPNGImage).save(buffer)
+    return buffer.getvalue()
+
+
+@lru_cache(maxsize=1024)
+def render_svg(payload: str) -> bytes:
+    buffer = io.BytesIO()
+    _qr(payload).make_image(image_factory=qrcode.image.svg.SvgPathImage).save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,56 @@
+"""Blueprint "sbp": the bank's callback and QR images. Thin: services do the work."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, jsonify, request
+
+from app.extensions import csrf, db
+from app.httpclient import ProviderError
+from app.models import QrCode
+from app.sbp import services
+from app.sbp.images import render_png, render_svg
+from app.sbp.provider import SignatureError
+from app.sbp.raiffeisen import SIGNATURE_HEADER
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("sbp", __name__)
+csrf.exempt(bp)
+
+
+@bp.post("/callback")
+def callback():
+    raw = request.get_data(cache=False)
+    try:
+        outcome = services.handle_callback(raw, request.headers.get(SIGNATURE_HEADER))
+    except SignatureError as exc:
+        logger.warning("bank callback refused from %s: %s", request.remote_addr, exc.message)
+        return jsonify(ok=False, error="bad_signature", message=exc.message), 400
+    except ProviderError as exc:
+        logger.warning("bank callback refused: %s", exc.message)
+        return jsonify(ok=False, error=exc.code, message=exc.message), 400
+    return jsonify(ok=True, outcome=outcome)
+
+
+@bp.get("/qr/<qr_id>.<fmt>")
+def qr_image(qr_id: str, fmt: str):
+    if fmt not in ("png", "svg"):
+        abort(404)
+    payload = db.session.scalar(sa.select(QrCode.payload).where(QrCode.qr_id == qr_id))
+    if payload is None:
+        abort(404)
+    etag = hashlib.sha256(payload.encode()).hexdigest()[:32]
+    if request.if_none_match.contains(etag):
+        return Response(status=304)
+    body = render_png(payload) if fmt == "png" else render_svg(payload)
+    response = Response(body, mimetype="image/png" if fmt == "png" else "image/svg+xml")
+    response.set_etag(etag)
+    # The payload of a QR never changes: let browsers and proxies keep it.
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400 * 30
+    response.cache_control.immutable = True
+    return response
