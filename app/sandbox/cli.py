@@ -1,0 +1,64 @@
+"""``flask sandbox run``: serve the bank emulator in the foreground."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import SandboxSettings, serve_sandbox, url_host
+
+DEFAULT_PORT = 8081
+
+sandbox_cli = AppGroup(
+    "sandbox",
+    help="Bank emulator (Raiffeisen SBP sandbox) for development and tests.",
+)
+
+
+def settings_from_config(config: Mapping[str, Any]) -> SandboxSettings:
+    """Build settings from the Kassa config keys RAIFFEISEN_SBP_MERCHANT_ID,
+    RAIFFEISEN_SECRET_KEY, PUBLIC_URL and SANDBOX_PORT."""
+    merchant_id = config.get("RAIFFEISEN_SBP_MERCHANT_ID")
+    secret_key = config.get("RAIFFEISEN_SECRET_KEY")
+    missing = [
+        name
+        for name, value in (
+            ("RAIFFEISEN_SBP_MERCHANT_ID", merchant_id),
+            ("RAIFFEISEN_SECRET_KEY", secret_key),
+        )
+        if not value
+    ]
+    if missing:
+        raise click.ClickException(f"set {', '.join(missing)} to run the sandbox")
+    public_url = config.get("PUBLIC_URL")
+    port = int(config.get("SANDBOX_PORT") or DEFAULT_PORT)
+    return SandboxSettings(
+        merchant_id=str(merchant_id),
+        secret_key=str(secret_key),
+        callback_url=f"{str(public_url).rstrip('/')}/sbp/callback" if public_url else None,
+        base_url=f"http://127.0.0.1:{port}",
+    )
+
+
+@sandbox_cli.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help=f"Port to listen on [default: SANDBOX_PORT, else {DEFAULT_PORT}].",
+)
+def run(host: str, port: int | None) -> None:
+    """Serve the bank emulator in the foreground (Ctrl-C stops it)."""
+    settings = settings_from_config(current_app.config)
+    if port is None:
+        port = int(current_app.config.get("SANDBOX_PORT") or DEFAULT_PORT)
+    click.echo(f"Kassa bank sandbox on http://{url_host(host)}:{port}/ (payer pages at /pay/)")
+    click.echo(f"  merchant {settings.merchant_id}")
+    click.echo(f"  callbacks to {settings.callback_url or '(none)'}")
+    click.echo("  in-memory state: everything is lost when it stops. Ctrl-C to stop.")
+    serve_sandbox(settings, host=host, port=port)
