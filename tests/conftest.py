@@ -1,0 +1,212 @@
+"""Shared fixtures: the app on SQLite (or TEST_DATABASE_URL), the sandbox bank over real
+HTTP, the app served on loopback for the bank's callbacks, and a worker thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from app import create_app
+from app import jobs as jobs_registry
+from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
+from app.extensions import db
+from app.jobs.worker import Worker
+from app.sandbox import SandboxSettings, start_sandbox
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    if TEST_DATABASE_URL:
+        return TEST_DATABASE_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'kassa-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url):
+    """Create the tables once per run; each test then starts from empty tables."""
+    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    yield
+    with app.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+def _empty_tables(app) -> None:
+    with app.app_context():
+        tables = list(reversed(db.metadata.sorted_tables))
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in tables)
+            db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                db.session.execute(table.delete())
+        db.session.commit()
+
+
+@pytest.fixture
+def make_app(database_url, _schema):
+    """Build an app on the test database with config overrides."""
+    built = []
+
+    def factory(**overrides):
+        config = {
+            "APP_ENV": "testing",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SECRET_KEY": "test-secret",
+            "RAIFFEISEN_API_URL": "http://127.0.0.1:9",  # nothing listens there
+            "HTTP_TIMEOUT": (2, 5),
+            "WORKER_IDLE_SLEEP": 0.05,
+            "LOG_LEVEL": "WARNING",
+        }
+        config.update(overrides)
+        app = create_app(config)
+        built.append(app)
+        return app
+
+    yield factory
+    for app in built:
+        with app.app_context():
+            db.session.remove()
+    if built:
+        _empty_tables(built[0])
+        with built[0].app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture(autouse=True)
+def _clean_job_registry():
+    """Tests may subscribe handlers to events; leave the registry as the app made it."""
+    subscribers = {k: list(v) for k, v in jobs_registry._subscribers.items()}
+    handlers = dict(jobs_registry._handlers)
+    yield
+    jobs_registry._subscribers.clear()
+    jobs_registry._subscribers.update(subscribers)
+    jobs_registry._handlers.clear()
+    jobs_registry._handlers.update(handlers)
+
+
+class LiveServer:
+    """A WSGI app served by werkzeug on 127.0.0.1 in a thread."""
+
+    def __init__(self, wsgi_app):
+        self.server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Stack:
+    """Kassa + the sandbox bank, both on loopback, wired to each other."""
+
+    app: object
+    sandbox: object
+    web: LiveServer
+    workers: list[Worker] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def bank_url(self) -> str:
+        return self.sandbox.url
+
+    def start_worker(self, **kwargs) -> Worker:
+        worker = Worker(self.app, **kwargs)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        self.workers.append(worker)
+        self.threads.append(thread)
+        return worker
+
+    def stop_workers(self):
+        for worker in self.workers:
+            worker.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.workers.clear()
+        self.threads.clear()
+
+    def pay(self, qr_id: str, status: str = "SUCCESS", amount: str | None = None) -> dict:
+        """Pay as a customer would, through the sandbox's control endpoint."""
+        import requests
+
+        body = {"status": status}
+        if amount is not None:
+            body["amount"] = amount
+        response = requests.post(f"{self.bank_url}/sandbox/qrs/{qr_id}/pay", json=body,
+                                 timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def bank_state(self) -> dict:
+        import requests
+
+        return requests.get(f"{self.bank_url}/sandbox/state", timeout=5).json()
+
+
+@pytest.fixture
+def stack(make_app) -> Iterator[Stack]:
+    """The sandbox bank and Kassa served over real HTTP; the bank calls Kassa back."""
+    sandbox = start_sandbox(SandboxSettings(
+        merchant_id=SANDBOX_MERCHANT_ID,
+        secret_key=SANDBOX_SECRET_KEY,
+        callback_url=None,
+        callback_retry_delays=(0.1, 0.2, 0.5),
+        refund_processing_seconds=0.3,
+    ))
+    holder: dict = {}
+
+    def wsgi(environ, start_response):
+        return holder["app"].wsgi_app(environ, start_response)
+
+    web = LiveServer(wsgi)
+    app = make_app(
+        RAIFFEISEN_API_URL=sandbox.url,
+        PUBLIC_URL=web.url,
+        RECONCILE_INTERVAL_SECONDS=1,
+        RECONCILE_QR_AFTER_SECONDS=60,
+    )
+    holder["app"] = app
+    with app.app_context():
+        from app.sbp.services import set_callback_url
+
+        set_callback_url()
+    built = Stack(app=app, sandbox=sandbox, web=web)
+    yield built
+    built.stop_workers()
+    web.stop()
+    sandbox.shutdown()
