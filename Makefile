@@ -1,0 +1,45 @@
+# Kassa: `make run` for a first look on the embedded defaults, `make test` for the suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export FLASK_APP := wsgi
+
+.PHONY: run test install lint format migrate seed clean bench
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Install, migrate, seed a demo catalog, then run web (:5000), worker and sandbox (:8081).
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo seed
+	$(BIN)/honcho start -f Procfile.dev
+
+## Install and run the whole suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format app tests bench
+
+migrate: install
+	$(BIN)/flask db upgrade
+
+seed: install
+	$(BIN)/flask demo seed
+
+bench: install
+	$(BIN)/python bench/callbacks.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,23 @@
+#!/bin/sh
+# web: migrate (retrying while the database starts), then exec gunicorn.
+# worker: exec the job worker. Anything else runs as a flask command.
+set -e
+case "${1:-web}" in
+  web)
+    tries=0
+    until flask db upgrade; do
+      tries=$((tries + 1))
+      [ "$tries" -ge 30 ] && { echo "database not reachable; giving up" >&2; exit 1; }
+      echo "migration failed; retrying in 2 s" >&2
+      sleep 2
+    done
+    exec gunicorn --bind "0.0.0.0:${PORT:-8000}" --workers "${WEB_CONCURRENCY:-2}" \
+      --access-logfile - --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" wsgi:app
+    ;;
+  worker)
+    exec flask worker
+    ;;
+  *)
+    exec flask "$@"
+    ;;
+esac
