@@ -39,11 +39,11 @@ def configure_logging(app: Flask) -> None:
         "formatters": {"plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
         }},
-        "handlers": {"stdout": {
-            "class": "logging.StreamHandler", "stream": "ext://sys.stdout",
+        "handlers": {"console": {
+            "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
             "formatter": "plain",
         }},
-        "root": {"level": app.config["LOG_LEVEL"], "handlers": ["stdout"]},
+        "root": {"level": app.config["LOG_LEVEL"], "handlers": ["console"]},
         # requests/urllib3 log full URLs with query strings; keep them quiet.
         "loggers": {
             "urllib3": {"level": "WARNING"},
