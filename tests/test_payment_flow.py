@@ -461,3 +461,30 @@ def test_cli_creates_a_qr_and_shows_it_paid_within_two_seconds(stack):
     assert image.status_code == 200
     assert image.headers["Content-Type"] == "image/png"
     assert image.content.startswith(b"\x89PNG")
+
+
+def test_cancel_closes_the_qr_at_the_bank_and_is_refused_once_the_customer_paid(stack):
+    from app.errors import InvalidStateError
+
+    qr_code_id, qr_id, order_id = _new_qr(stack, amount=2000)
+    with stack.app.app_context():
+        order = services.cancel_order(order_id)
+        assert order.status == OrderStatus.CANCELLED
+    assert _qr(stack, qr_code_id).status == QrStatus.CANCELLED
+    bank_qr = next(q for q in stack.bank_state()["qrs"] if q["qrId"] == qr_id)
+    assert bank_qr["qrStatus"] == "CANCELLED"
+    gone = requests.post(f"{stack.bank_url}/sandbox/qrs/{qr_id}/pay",
+                         json={"status": "SUCCESS"}, timeout=5)
+    assert gone.status_code == 409  # the customer can no longer pay it
+
+    # The customer pays a moment before the cashier cancels; the callback is still on its way.
+    qr_code_id, qr_id, order_id = _new_qr(stack, amount=2000)
+    _point_bank_at(stack, "http://127.0.0.1:9/nobody-listens")
+    stack.pay(qr_id)
+    with stack.app.app_context(), pytest.raises(InvalidStateError) as refused:
+        services.cancel_order(order_id)
+    assert refused.value.code == "order_paid"
+    assert _qr(stack, qr_code_id).status == QrStatus.PAID
+    with stack.app.app_context():
+        assert db.session.get(Order, order_id).status == OrderStatus.PAID
+    assert _count(stack, Payment) == 1

@@ -396,11 +396,18 @@ def _cancel_dynamic_at_bank(qr_code_id: int) -> None:
     try:
         get_bank().cancel_qr(qr_id)
     except ProviderError as exc:
-        if exc.code in ("ORDER_HAS_FINAL_STATUS", "ERROR.ORDER_HAS_FINAL_STATUS"):
-            poll_qr(qr_code_id)
+        if exc.code != "ORDER_HAS_FINAL_STATUS":
+            raise _bank_failure(exc) from exc
+        # Paid, expired or cancelled at the bank already: learn which before going on.
+        poll_qr(qr_code_id)
+        status = db.session.get(QrCode, qr_code_id).status
+        if status == QrStatus.PAID:
             raise InvalidStateError(_l("Покупатель уже оплатил этот QR-код"),
                                     code="order_paid") from exc
-        raise _bank_failure(exc) from exc
+        if status == QrStatus.ACTIVE:
+            raise _bank_failure(exc) from exc
+        db.session.rollback()
+        return
     qr = _lock(QrCode, qr_code_id)
     if qr.status == QrStatus.ACTIVE:
         qr.set_status(QrStatus.CANCELLED)
@@ -414,13 +421,14 @@ def _deactivate_at_bank(activation_id: int) -> None:
     try:
         get_bank().deactivate_cash_link(bank_order_id)
     except ProviderError as exc:
-        if exc.code in ("ORDER_HAS_FINAL_STATUS", "ORDER_NOT_FOUND"):
-            poll_activation(activation_id)
-            activation = db.session.get(CashLinkActivation, activation_id)
-            if activation.status == ActivationStatus.PAID:
-                raise InvalidStateError(_l("Покупатель уже оплатил этот заказ"),
-                                        code="order_paid") from exc
-        else:
+        if exc.code != "ORDER_HAS_FINAL_STATUS":
+            raise _bank_failure(exc) from exc
+        poll_activation(activation_id)
+        activation = db.session.get(CashLinkActivation, activation_id)
+        if activation.status == ActivationStatus.PAID:
+            raise InvalidStateError(_l("Покупатель уже оплатил этот заказ"),
+                                    code="order_paid") from exc
+        if activation.status == ActivationStatus.ACTIVE:
             raise _bank_failure(exc) from exc
     activation = _lock(CashLinkActivation, activation_id)
     _close_activation(activation, ActivationStatus.CANCELLED)
@@ -634,10 +642,10 @@ def poll_activation(activation_id: int) -> str:
             bank.deactivate_cash_link(bank_order_id)
             status = QR_EXPIRED
         except ProviderError as exc:
-            if exc.retryable:
+            if exc.code != "ORDER_HAS_FINAL_STATUS":
                 raise
-            return poll_activation(activation_id) if exc.code != "ORDER_HAS_FINAL_STATUS" \
-                else "final"
+            # Paid or closed in the meantime: the next pass reads the final status.
+            return "final_at_bank"
     if status in (QR_EXPIRED, QR_CANCELLED):
         activation = _lock(CashLinkActivation, activation_id)
         if activation.status != ActivationStatus.ACTIVE:
