@@ -29,9 +29,9 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
 
 
-def backoff_seconds(attempts: int) -> float:
+def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
     """2 s, 4 s, 8 s ... capped at an hour, with ±20 % jitter so retries don't stampede."""
-    delay = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
+    delay = min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
     return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
 
 
@@ -44,6 +44,7 @@ class Worker:
         self.batch = batch
         self.stop = threading.Event()
         self.lease = timedelta(seconds=app.config["JOB_LEASE_SECONDS"])
+        self.backoff_base = float(app.config.get("JOB_BACKOFF_SECONDS", BACKOFF_BASE_SECONDS))
         self._next_arm = 0.0
 
     def run(self) -> None:
@@ -68,11 +69,24 @@ class Worker:
         :returns: how many jobs were run.
         """
         claimed = self.claim()
-        for job_id in claimed:
+        for index, job_id in enumerate(claimed):
             if self.stop.is_set():
+                self._release(claimed[index:])
                 break
             self.execute(job_id)
         return len(claimed)
+
+    def _release(self, job_ids: list[int]) -> None:
+        """Give back jobs claimed but not started (the worker is stopping): they run at once
+        on another worker instead of waiting out the lease, and keep their attempt."""
+        db.session.execute(
+            sa.update(Job)
+            .where(Job.id.in_(job_ids), Job.locked_by == self.worker_id,
+                   Job.status == JobStatus.RUNNING)
+            .values(status=JobStatus.QUEUED, attempts=Job.attempts - 1, locked_by=None,
+                    locked_until=None, updated_at=utcnow())
+        )
+        db.session.commit()
 
     def claim(self) -> list[int]:
         now = utcnow()
@@ -132,7 +146,8 @@ class Worker:
                 "job %s %s failed (attempt %d): %s", job_id, name, attempts, exc,
                 exc_info=not isinstance(exc, LookupError),
             )
-            self._finish(job_id, retry_in=backoff_seconds(attempts), error=repr(exc)[:2000])
+            self._finish(job_id, retry_in=backoff_seconds(attempts, self.backoff_base),
+                         error=repr(exc)[:2000])
         else:
             logger.info(
                 "job %s %s done in %.0f ms", job_id, name, (time.monotonic() - started) * 1000
