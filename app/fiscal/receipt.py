@@ -1,0 +1,105 @@
+"""Plain receipt types shared by the builder, the providers and the services.
+
+Money is integer kopecks, quantities integer thousandths; providers turn them into the
+decimal strings of their wire formats. Nothing here knows Flask or the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SELL = "sell"                # чек прихода (tag 1054 = 1)
+SELL_REFUND = "sell_refund"  # чек возврата прихода (tag 1054 = 2)
+
+# VAT rates (tag 1199) in ATOL's naming. The 2025-2026 rates (5, 7, 22 and their
+# calculated variants) are here so a shop can switch without a code change.
+VAT_RATES = (
+    "none", "vat0", "vat5", "vat7", "vat10", "vat20", "vat22",
+    "vat105", "vat107", "vat110", "vat120", "vat122",
+)
+# Measure units (ФФД 1.2 tag 2108): our names -> ATOL v5 codes.
+MEASURES = {
+    "piece": 0, "gram": 10, "kilogram": 11, "ton": 12, "centimeter": 20, "decimeter": 21,
+    "meter": 22, "square_centimeter": 30, "square_decimeter": 31, "square_meter": 32,
+    "milliliter": 40, "liter": 41, "cubic_meter": 42, "kilowatt_hour": 50, "gigacalorie": 51,
+    "day": 70, "hour": 71, "minute": 72, "second": 73, "kilobyte": 80, "megabyte": 81,
+    "gigabyte": 82, "terabyte": 83, "other": 255,
+}
+# Payment object (tag 1212): our names -> ATOL v5 integer codes.
+PAYMENT_OBJECTS = {
+    "commodity": 1, "excise": 2, "job": 3, "service": 4, "payment": 10, "another": 13,
+}
+MAX_NAME = 128
+MAX_PRICE_KOPECKS = 4_294_967_295     # 42 949 672,95 ₽ (tag 1079)
+MAX_QUANTITY_MILLI = 99_999_999       # 99 999,999 (tag 1023)
+MAX_LINES = 100
+ELECTRONIC = 1  # payments[].type: безналичные (SBP is 1)
+
+
+@dataclass(frozen=True)
+class Company:
+    inn: str
+    email: str
+    sno: str
+    payment_address: str
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    """One receipt line. amount_kopecks == round_half_up(price_kopecks * quantity_milli / 1000)."""
+
+    name: str
+    price_kopecks: int
+    quantity_milli: int
+    amount_kopecks: int
+    vat: str = "none"
+    payment_object: str = "commodity"
+    measure: str = "piece"
+    payment_method: str = "full_payment"
+
+
+@dataclass(frozen=True)
+class ReceiptDraft:
+    """Everything a register needs for one receipt; Σ line amounts == total_kopecks."""
+
+    operation: str  # SELL or SELL_REFUND
+    lines: tuple[ReceiptLine, ...]
+    total_kopecks: int
+    company: Company
+    customer_email: str | None = None
+    customer_phone: str | None = None
+    payment_type: int = ELECTRONIC
+
+
+@dataclass(frozen=True)
+class FiscalData:
+    """What the register returns once the receipt is fiscalized (ATOL report payload)."""
+
+    fn_number: str                      # ФН (1041)
+    fiscal_document_number: int         # ФД (1040)
+    fiscal_document_attribute: int      # ФПД (1077)
+    receipt_datetime: datetime          # 1012, aware
+    total_kopecks: int                  # 1020
+    shift_number: int | None = None     # 1038
+    fiscal_receipt_number: int | None = None  # 1042
+    ecr_registration_number: str | None = None  # РН ККТ (1037)
+    fns_site: str | None = None         # 1060
+    ofd_inn: str | None = None          # 1017
+    ofd_receipt_url: str | None = None
+
+
+WAIT, DONE, FAIL = "wait", "done", "fail"
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    """A register's answer about one document: still processing, done, or failed."""
+
+    status: str                 # WAIT, DONE or FAIL
+    external_id: str            # our idempotency key (ATOL external_id / Raif receiptNumber)
+    provider_id: str | None     # ATOL uuid; Raif receiptNumber
+    fiscal: FiscalData | None = None
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
