@@ -1,11 +1,14 @@
-"""Kassa's bank emulator ("sandbox"): a self-contained Flask app speaking Raiffeisen SBP.
+"""Kassa's bank and cash register emulator ("sandbox"): a self-contained Flask app speaking
+Raiffeisen SBP, ATOL Online v5 and the Raiffeisen fiscal API.
 
 It serves the bank endpoints Kassa's real HTTP client calls (same paths, JSON, error
-codes and signed callbacks as described in ``reference/sbp.md``), a payer page and JSON
+codes and signed callbacks as described in ``reference/sbp.md``), the cloud register
+endpoints its receipt clients call (``reference/fiscal.md``), a payer page and JSON
 control endpoints for scripts and tests. It imports nothing from the rest of ``app``.
 
 TEST DOUBLE: state is in memory behind one lock and is lost on restart. One daemon
-thread (started on first use) delivers callbacks with retries and completes refunds.
+thread (started on first use) delivers callbacks with retries, completes refunds and
+fiscalizes receipts.
 
 Bank endpoints (``Authorization: Bearer <secret_key>``, optional only on registration):
     POST   /api/sbp/v2/qrs                      register QRDynamic / QRStatic / QRVariable
@@ -16,10 +19,15 @@ Bank endpoints (``Authorization: Bearer <secret_key>``, optional only on registr
     POST   /api/sbp/v1/refund, GET /api/sbp/v1/refund/<refundId>
     POST   /api/payment/v1/orders, GET|DELETE /api/payment/v1/orders/<id>   (cash links)
     POST   /api/settings/v1/callback
+Cash registers (see app/sandbox/atol.py, fiscal_raif.py):
+    POST|GET /possystem/v5/getToken; POST /possystem/v5/<group>/sell|sell_refund;
+    GET /possystem/v5/<group>/report/<uuid>               (header ``Token``)
+    POST /api/fiscal/v1/receipts/<sell|refund>, PUT|GET .../<receiptNumber>   (Bearer)
 Sandbox only (no auth):
     GET /, GET /pay/, GET|POST /pay/<qrId>      payer pages (Russian)
     POST /sandbox/qrs/<qrId>/pay                {"status": "SUCCESS"|"DECLINED", "amount"?}
-    GET /sandbox/state, POST /sandbox/reset
+    GET /sandbox/state, POST /sandbox/reset     (reset clears the registers and faults too)
+    POST /sandbox/fiscal/faults, GET /sandbox/fiscal/state, GET /sandbox/fiscal/receipt
 
 Sandbox assumptions where the bank is undocumented (see comments at each place):
 re-registering an unpaid ``order`` returns the same QR; ``crc`` is CRC-16/CCITT-FALSE;
@@ -47,6 +55,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from .errors import BankError
+from .fiscal_state import AtolError, render_response
 from .jsonio import error_response
 from .settings import SandboxSettings
 from .state import SandboxState
@@ -69,6 +78,7 @@ log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 _EXTENSION_KEY = "kassa_sandbox"
+ATOL_PREFIX = "/possystem/"
 
 
 class Sandbox:
@@ -89,7 +99,7 @@ def get_sandbox(app: Flask) -> Sandbox:
 
 
 def _is_api_path(path: str) -> bool:
-    return path.startswith(("/api/", "/sandbox/"))
+    return path.startswith(("/api/", "/sandbox/", ATOL_PREFIX))
 
 
 def create_sandbox_app(settings: SandboxSettings) -> Flask:
@@ -103,10 +113,13 @@ def create_sandbox_app(settings: SandboxSettings) -> Flask:
     Babel(app, default_locale="ru")
     app.extensions[_EXTENSION_KEY] = Sandbox(settings)
 
-    from . import bank_api, payer
+    from . import atol, bank_api, fiscal_control, fiscal_raif, payer
 
     app.register_blueprint(bank_api.bp)
     app.register_blueprint(payer.bp)
+    app.register_blueprint(atol.bp)
+    app.register_blueprint(fiscal_raif.bp)
+    app.register_blueprint(fiscal_control.bp)
 
     @app.errorhandler(BankError)
     def _bank_error(exc: BankError) -> Response:
@@ -117,6 +130,9 @@ def create_sandbox_app(settings: SandboxSettings) -> Flask:
         if not _is_api_path(request.path):
             return exc
         status = exc.code or 500
+        if request.path.startswith(ATOL_PREFIX):  # ATOL's envelope: 40 BadRequest
+            error = AtolError(status, 50 if status >= 500 else 40, exc.description or exc.name)
+            return render_response(error.body(), status)
         code = "ERROR.NOT_FOUND" if status == 404 else "ERROR.INVALID_REQUEST"
         if status >= 500:
             code = "ERROR.INTERNAL"
@@ -127,6 +143,8 @@ def create_sandbox_app(settings: SandboxSettings) -> Flask:
         if not _is_api_path(request.path):
             raise exc
         log.exception("sandbox error")
+        if request.path.startswith(ATOL_PREFIX):
+            return render_response(AtolError(500, 50, f"{type(exc).__name__}: {exc}").body(), 500)
         return error_response(500, "ERROR.INTERNAL", f"{type(exc).__name__}: {exc}")
 
     return app

@@ -15,13 +15,14 @@ DEFAULT_PORT = 8081
 
 sandbox_cli = AppGroup(
     "sandbox",
-    help="Bank emulator (Raiffeisen SBP sandbox) for development and tests.",
+    help="Bank and cash register emulator (Raiffeisen SBP, ATOL Online) for development and tests.",
 )
 
 
 def settings_from_config(config: Mapping[str, Any]) -> SandboxSettings:
     """Build settings from the Kassa config keys RAIFFEISEN_SBP_MERCHANT_ID,
-    RAIFFEISEN_SECRET_KEY, PUBLIC_URL and SANDBOX_PORT."""
+    RAIFFEISEN_SECRET_KEY, PUBLIC_URL and SANDBOX_PORT, plus ATOL_LOGIN, ATOL_PASSWORD and
+    ATOL_GROUP_CODE when set (otherwise ATOL's public test values)."""
     merchant_id = config.get("RAIFFEISEN_SBP_MERCHANT_ID")
     secret_key = config.get("RAIFFEISEN_SECRET_KEY")
     missing = [
@@ -36,11 +37,21 @@ def settings_from_config(config: Mapping[str, Any]) -> SandboxSettings:
         raise click.ClickException(f"set {', '.join(missing)} to run the sandbox")
     public_url = config.get("PUBLIC_URL")
     port = int(config.get("SANDBOX_PORT") or DEFAULT_PORT)
+    atol = {
+        field: str(config[key])
+        for field, key in (
+            ("atol_login", "ATOL_LOGIN"),
+            ("atol_password", "ATOL_PASSWORD"),
+            ("atol_group_code", "ATOL_GROUP_CODE"),
+        )
+        if config.get(key)
+    }
     return SandboxSettings(
         merchant_id=str(merchant_id),
         secret_key=str(secret_key),
         callback_url=f"{str(public_url).rstrip('/')}/sbp/callback" if public_url else None,
         base_url=f"http://127.0.0.1:{port}",
+        **atol,
     )
 
 
@@ -53,12 +64,16 @@ def settings_from_config(config: Mapping[str, Any]) -> SandboxSettings:
     help=f"Port to listen on [default: SANDBOX_PORT, else {DEFAULT_PORT}].",
 )
 def run(host: str, port: int | None) -> None:
-    """Serve the bank emulator in the foreground (Ctrl-C stops it)."""
+    """Serve the bank and cash register emulator in the foreground (Ctrl-C stops it)."""
     settings = settings_from_config(current_app.config)
     if port is None:
         port = int(current_app.config.get("SANDBOX_PORT") or DEFAULT_PORT)
     click.echo(f"Kassa bank sandbox on http://{url_host(host)}:{port}/ (payer pages at /pay/)")
     click.echo(f"  merchant {settings.merchant_id}")
     click.echo(f"  callbacks to {settings.callback_url or '(none)'}")
+    click.echo(
+        f"  ATOL Online v5 at /possystem/v5, login {settings.atol_login}, "
+        f"group {settings.atol_group_code}; Raiffeisen receipts at /api/fiscal/v1"
+    )
     click.echo("  in-memory state: everything is lost when it stops. Ctrl-C to stop.")
     serve_sandbox(settings, host=host, port=port)

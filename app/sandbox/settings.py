@@ -1,4 +1,4 @@
-"""Configuration of the bank emulator."""
+"""Configuration of the bank and cash register emulator."""
 
 from __future__ import annotations
 
@@ -29,3 +29,14 @@ class SandboxSettings:
     """Lifetime of a QRDynamic registered without ``qrExpirationDate``."""
     callback_retry_window_seconds: float = DEFAULT_RETRY_WINDOW_SECONDS
     """Sandbox addition: retries stop this long after the first attempt (1 day like the bank)."""
+    # ------------------------------------------------------------------ cash registers
+    atol_login: str = "v5-online-atol-ru"
+    """ATOL Online login the emulated register accepts (ATOL's public v5 test value)."""
+    atol_password: str = "zUr0OxfI"  # noqa: S105 - ATOL's published test password
+    """Its password."""
+    atol_group_code: str = "v5-online-atol-ru_5179"
+    """The only KKT group code it serves."""
+    fiscal_processing_seconds: float = 3.0
+    """How long a receipt stays ``wait`` / IN_PROGRESS before it is fiscalized."""
+    atol_token_lifetime_seconds: float = 24 * 3600.0
+    """Lifetime of an ATOL token (24 h like ATOL), measured on the sandbox clock."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import clock
 from .errors import BankError, NotPayable, invalid, not_found
+from .fiscal_state import CallbackDelivery, FiscalState
 from .jsonio import Amount
 from .money import format_amount
 from .nspk import build_payload, new_qr_id
@@ -120,12 +121,16 @@ class Delivery:
     transaction_id: int
     url: str
     body: str
-    signature: str
+    signature: str | None
     next_due: float | None  # time.monotonic(); None while in flight or when finished
     attempts: list[Attempt] = field(default_factory=list)
     delivered: bool = False
     gave_up: bool = False
     first_monotonic: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"transaction {self.transaction_id}"
 
 
 @dataclass
@@ -159,6 +164,8 @@ class SandboxState:
         # so a restarted sandbox does not reuse ids a persistent Kassa DB has seen.
         self._transaction_ids = itertools.count(int(time.time() * 1000))
         self.merchant_number = _merchant_number(settings.merchant_id)
+        #: The emulated cash registers (ATOL, Raiffeisen fiscal API); same lock.
+        self.fiscal = FiscalState(settings, self.lock, self._wake_worker)
         self._clear()
 
     def _clear(self) -> None:
@@ -169,6 +176,7 @@ class SandboxState:
         self.transactions: dict[int, Transaction] = {}
         self.refunds: dict[str, Refund] = {}
         self.deliveries: dict[int, Delivery] = {}
+        self.fiscal._clear()
 
     def reset(self) -> None:
         with self.lock:
@@ -766,8 +774,13 @@ class SandboxState:
 
     # ------------------------------------------------------------------ worker support (lock held)
 
-    def _due_deliveries(self, now_monotonic: float) -> list[tuple[Delivery, str]]:
-        """Deliveries to attempt now, marked in flight; each with the URL to post to."""
+    def _due_deliveries(
+        self, now_monotonic: float
+    ) -> list[tuple[Delivery | CallbackDelivery, str]]:
+        """Deliveries to attempt now, marked in flight; each with the URL to post to.
+
+        Bank notifications first, then ATOL callbacks (which go to their document's URL).
+        """
         due = sorted(
             (
                 d
@@ -779,11 +792,15 @@ class SandboxState:
         for delivery in due:
             delivery.next_due = None
         # The callback URL current at attempt time wins, so fixing it helps pending retries.
-        return [(d, self.callback_url or d.url) for d in due]
+        result: list[tuple[Delivery | CallbackDelivery, str]] = [
+            (d, self.callback_url or d.url) for d in due
+        ]
+        result += [(d, d.url) for d in self.fiscal._due_deliveries(now_monotonic)]
+        return result
 
     def _record_attempt(
         self,
-        delivery: Delivery,
+        delivery: Delivery | CallbackDelivery,
         attempt: Attempt,
         started_monotonic: float,
     ) -> None:
@@ -808,6 +825,7 @@ class SandboxState:
         """Seconds until the next scheduled job, or None when idle."""
         times = [d.next_due for d in self.deliveries.values() if d.next_due is not None]
         times += [r.due_monotonic for r in self.refunds.values() if r.status == "IN_PROGRESS"]
+        times += self.fiscal._next_times()
         if not times:
             return None
         return max(0.0, min(times) - now_monotonic)

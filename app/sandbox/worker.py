@@ -1,4 +1,5 @@
-"""The sandbox's single background thread: delivers callbacks and completes refunds."""
+"""The sandbox's single background thread: delivers callbacks, completes refunds and
+finishes fiscal documents (whose ATOL callbacks it then delivers too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import requests
 
 from . import clock
+from .fiscal_state import CallbackDelivery
 from .signature import SIGNATURE_HEADER
 from .state import Attempt, Delivery, SandboxState
 
@@ -61,6 +63,7 @@ class Worker:
                         return
                     now = time.monotonic()
                     state._complete_due_refunds(now)
+                    state.fiscal._complete_due(now)
                     due = state._due_deliveries(now)
                     if due:
                         break
@@ -73,17 +76,17 @@ class Worker:
                     return
                 self._attempt(delivery, url)
 
-    def _attempt(self, delivery: Delivery, url: str) -> None:
+    def _attempt(self, delivery: Delivery | CallbackDelivery, url: str) -> None:
         started = time.monotonic()
         attempt = Attempt(at=clock.now(), url=url)
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if delivery.signature is not None:
+            headers[SIGNATURE_HEADER] = delivery.signature
         try:
             response = self._session.post(
                 url,
                 data=delivery.body.encode("utf-8"),
-                headers={
-                    "Content-Type": "application/json; charset=utf-8",
-                    SIGNATURE_HEADER: delivery.signature,
-                },
+                headers=headers,
                 timeout=DELIVERY_TIMEOUT,
                 allow_redirects=False,
             )
@@ -92,8 +95,8 @@ class Worker:
         except Exception as exc:  # any failure is just a failed attempt
             attempt.error = f"{type(exc).__name__}: {exc}"
         log.info(
-            "callback for transaction %s to %s: %s",
-            delivery.transaction_id,
+            "callback for %s to %s: %s",
+            delivery.label,
             url,
             attempt.status_code if attempt.error is None else attempt.error,
         )
