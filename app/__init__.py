@@ -54,13 +54,13 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from app.extensions import babel, csrf, db, login_manager, migrate
+    from app.extensions import babel, csrf, db, migrate
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         INSTANCE.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
-    login_manager.init_app(app)
+    # Flask-Login is bound with the admin panel, which brings the user model it loads.
     csrf.init_app(app)
     babel.init_app(app)
 
@@ -70,9 +70,10 @@ def register_models(app: Flask) -> None:
 
 
 def register_rooms(app: Flask) -> None:
-    from app import sbp
+    from app import fiscal, sbp
 
     sbp.init_app(app)
+    fiscal.init_app(app)
 
 
 def register_health(app: Flask) -> None:
@@ -82,9 +83,12 @@ def register_health(app: Flask) -> None:
 
 
 def register_template_filters(app: Flask) -> None:
-    from app.money import format_rubles
+    from app import formatting
 
-    app.add_template_filter(format_rubles, "rubles")
+    app.add_template_filter(formatting.format_rubles, "rubles")
+    app.add_template_filter(formatting.format_quantity, "quantity")
+    app.add_template_filter(formatting.format_moscow, "moscow")
+    app.add_template_filter(formatting.vat_label, "vat_label")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -96,6 +96,11 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "COMPANY_PAYMENT_ADDRESS": _env(
             "COMPANY_PAYMENT_ADDRESS", None if production else "https://v5.online.atol.ru"
         ),
+        "COMPANY_NAME": _env("COMPANY_NAME"),
+        # The one line of a receipt for a static-QR payment (it has no order).
+        "STATIC_QR_ITEM_NAME": _env("STATIC_QR_ITEM_NAME", "Оплата по QR-коду"),
+        "STATIC_QR_VAT": _env("STATIC_QR_VAT", "none"),
+        "STATIC_QR_PAYMENT_OBJECT": _env("STATIC_QR_PAYMENT_OBJECT", "commodity"),
         "QR_TTL_MINUTES": _int("QR_TTL_MINUTES", 10),
         "SANDBOX_PORT": sandbox_port,
         # Outbound HTTP: seconds to connect and to read.
@@ -104,6 +109,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         # how many attempts before a job is dead.
         "JOB_LEASE_SECONDS": _int("JOB_LEASE_SECONDS", 120),
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 12),
+        # First retry delay of a failed job; it doubles with each attempt, up to an hour.
+        "JOB_BACKOFF_SECONDS": _int("JOB_BACKOFF_SECONDS", 2),
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 15),
         # A QR still open this long after creation without a callback is asked about.
         "RECONCILE_QR_AFTER_SECONDS": _int("RECONCILE_QR_AFTER_SECONDS", 60),

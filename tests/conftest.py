@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -179,34 +179,54 @@ class Stack:
 
 
 @pytest.fixture
-def stack(make_app) -> Iterator[Stack]:
-    """The sandbox bank and Kassa served over real HTTP; the bank calls Kassa back."""
-    sandbox = start_sandbox(SandboxSettings(
-        merchant_id=SANDBOX_MERCHANT_ID,
-        secret_key=SANDBOX_SECRET_KEY,
-        callback_url=None,
-        callback_retry_delays=(0.1, 0.2, 0.5),
-        refund_processing_seconds=0.3,
-    ))
-    holder: dict = {}
+def make_stack(make_app):
+    """Build the sandbox (bank and cash registers) and Kassa over real HTTP, wired together."""
+    stacks: list[Stack] = []
 
-    def wsgi(environ, start_response):
-        return holder["app"].wsgi_app(environ, start_response)
+    def factory(sandbox_settings: dict | None = None, **overrides) -> Stack:
+        settings = {
+            "callback_retry_delays": (0.1, 0.2, 0.5),
+            "refund_processing_seconds": 0.3,
+            "fiscal_processing_seconds": 0.3,
+            **(sandbox_settings or {}),
+        }
+        sandbox = start_sandbox(SandboxSettings(
+            merchant_id=SANDBOX_MERCHANT_ID, secret_key=SANDBOX_SECRET_KEY, callback_url=None,
+            **settings,
+        ))
+        holder: dict = {}
 
-    web = LiveServer(wsgi)
-    app = make_app(
-        RAIFFEISEN_API_URL=sandbox.url,
-        PUBLIC_URL=web.url,
-        RECONCILE_INTERVAL_SECONDS=1,
-        RECONCILE_QR_AFTER_SECONDS=60,
-    )
-    holder["app"] = app
-    with app.app_context():
-        from app.sbp.services import set_callback_url
+        def wsgi(environ, start_response):
+            return holder["app"].wsgi_app(environ, start_response)
 
-        set_callback_url()
-    built = Stack(app=app, sandbox=sandbox, web=web)
-    yield built
-    built.stop_workers()
-    web.stop()
-    sandbox.shutdown()
+        web = LiveServer(wsgi)
+        config = {
+            "RAIFFEISEN_API_URL": sandbox.url,
+            "ATOL_API_URL": f"{sandbox.url}/possystem/v5",
+            "PUBLIC_URL": web.url,
+            "RECONCILE_INTERVAL_SECONDS": 1,
+            "RECONCILE_QR_AFTER_SECONDS": 60,
+            "JOB_BACKOFF_SECONDS": 0.2,
+        }
+        config.update(overrides)
+        app = make_app(**config)
+        holder["app"] = app
+        with app.app_context():
+            from app.sbp.services import set_callback_url
+
+            set_callback_url()
+        built = Stack(app=app, sandbox=sandbox, web=web)
+        stacks.append(built)
+        return built
+
+    yield factory
+    for built in stacks:
+        built.stop_workers()
+        built.web.stop()
+        built.sandbox.shutdown()
+
+
+@pytest.fixture
+def stack(make_stack) -> Stack:
+    """The sandbox and Kassa over real HTTP; the bank calls Kassa back."""
+    return make_stack()

@@ -11,6 +11,7 @@ from app.models.orders import (
     OrderItem,
     OrderStatus,
 )
+from app.models.receipts import RECEIPT_TRANSITIONS, Receipt, ReceiptKind, ReceiptStatus
 from app.models.sbp import (
     ACTIVATION_TRANSITIONS,
     PAYMENT_TRANSITIONS,
@@ -29,9 +30,34 @@ from app.models.sbp import (
 )
 
 __all__ = [
-    "ACTIVATION_TRANSITIONS", "OPEN_ORDER_STATUSES", "ORDER_TRANSITIONS", "PAYMENT_TRANSITIONS",
-    "QR_TRANSITIONS", "REFUND_TRANSITIONS", "VAT_RATES", "ActivationStatus", "BankEvent",
-    "CashLinkActivation", "InvalidTransition", "Job", "JobStatus", "Order", "OrderChannel",
-    "OrderItem", "OrderStatus", "Payment", "PaymentStatus", "Product", "QrCode", "QrKind",
-    "QrStatus", "Refund", "RefundStatus", "utcnow",
+    "ACTIVATION_TRANSITIONS",
+    "OPEN_ORDER_STATUSES",
+    "ORDER_TRANSITIONS",
+    "PAYMENT_TRANSITIONS",
+    "QR_TRANSITIONS",
+    "RECEIPT_TRANSITIONS",
+    "REFUND_TRANSITIONS",
+    "VAT_RATES",
+    "ActivationStatus",
+    "BankEvent",
+    "CashLinkActivation",
+    "InvalidTransition",
+    "Job",
+    "JobStatus",
+    "Order",
+    "OrderChannel",
+    "OrderItem",
+    "OrderStatus",
+    "Payment",
+    "PaymentStatus",
+    "Product",
+    "QrCode",
+    "QrKind",
+    "QrStatus",
+    "Receipt",
+    "ReceiptKind",
+    "ReceiptStatus",
+    "Refund",
+    "RefundStatus",
+    "utcnow",
 ]

@@ -6,14 +6,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
+
+# VAT is stored as ATOL's name for the rate (tag 1199), a plain string, so a new rate is a
+# change of app/fiscal/receipt.py (a constants module), not a migration.
+from app.fiscal.receipt import VAT_RATES
 from app.models.base import TimestampMixin
 
-# VAT rates as ATOL names them (tag 1199). Kept as a plain string so that a new rate
-# (the 2025-2026 changes added 5, 7 and 22 %) is a configuration change, not a migration.
-VAT_RATES = (
-    "none", "vat0", "vat5", "vat7", "vat10", "vat20", "vat22",
-    "vat105", "vat107", "vat110", "vat120", "vat122",
-)
+__all__ = ["VAT_RATES", "Product"]
 
 
 class Product(TimestampMixin, db.Model):

@@ -229,6 +229,9 @@ class Refund(TimestampMixin, db.Model):
         str_enum(RefundStatus, "refund_status"), default=RefundStatus.PENDING
     )
     reason: Mapped[str | None] = mapped_column(sa.String(140))
+    # A refund of chosen lines: [[sale line index, quantity in thousandths], ...];
+    # None for a refund of a sum, spread over the sale's lines.
+    lines: Mapped[list | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.String(255))
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,69 @@
+"""The cash register side: 54-FZ receipts through a cloud cash register.
+
+`FISCAL_PROVIDER` picks the register: `atol` (ATOL Online v5, also Эвотор and Бизнес.Ру),
+`raiffeisen` (the bank's receipts API) or `none` (the shop fiscalizes elsewhere: no
+receipts are created).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, current_app
+
+from app.fiscal.provider import FiscalProvider
+
+
+def _atol(config: dict) -> FiscalProvider:
+    from app.fiscal.atol import AtolClient
+
+    return AtolClient(
+        config["ATOL_API_URL"], config["ATOL_LOGIN"], config["ATOL_PASSWORD"],
+        config["ATOL_GROUP_CODE"], timeout=config["HTTP_TIMEOUT"],
+    )
+
+
+def _raiffeisen(config: dict) -> FiscalProvider:
+    from app.fiscal.raiffeisen import RaiffeisenReceiptsClient
+
+    return RaiffeisenReceiptsClient(
+        config["RAIFFEISEN_API_URL"], config["RAIFFEISEN_SECRET_KEY"],
+        timeout=config["HTTP_TIMEOUT"],
+    )
+
+
+PROVIDERS: dict[str, Callable[[dict], FiscalProvider]] = {
+    "atol": _atol,
+    "raiffeisen": _raiffeisen,
+}
+
+
+def init_app(app: Flask) -> None:
+    """Build the register client; hook receipts onto paid payments and completed refunds."""
+    from app import jobs
+    from app.fiscal.handlers import HANDLERS
+    from app.fiscal.routes import bp
+
+    name = app.config["FISCAL_PROVIDER"]
+    if name != "none" and name not in PROVIDERS:
+        raise RuntimeError(f"FISCAL_PROVIDER={name!r}; known: {', '.join(PROVIDERS)}, none")
+    app.extensions["kassa.fiscal"] = None if name == "none" else PROVIDERS[name](app.config)
+    app.register_blueprint(bp, url_prefix="/fiscal")
+    for job_name, fn in HANDLERS.items():
+        jobs.handler(job_name)(fn)
+    if name == "none":
+        jobs.unsubscribe("payment.paid", "fiscal.sell")
+        jobs.unsubscribe("refund.completed", "fiscal.refund")
+        return
+    jobs.subscribe("payment.paid", "fiscal.sell")
+    jobs.subscribe("refund.completed", "fiscal.refund")
+    jobs.periodic("fiscal.reconcile", app.config["RECONCILE_INTERVAL_SECONDS"])
+
+
+def get_register() -> FiscalProvider | None:
+    """The cash register client of the current app; None when FISCAL_PROVIDER=none."""
+    return current_app.extensions["kassa.fiscal"]
+
+
+def fiscal_enabled() -> bool:
+    return current_app.extensions.get("kassa.fiscal") is not None

@@ -1,0 +1,61 @@
+"""Blueprint "fiscal": the register's callback and the customer's receipt page."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+
+from app.extensions import csrf, db
+from app.fiscal import services
+from app.fiscal.check import check_qr_payload
+from app.httpclient import ProviderError
+from app.models import Receipt, ReceiptStatus
+from app.sbp.images import render_png, render_svg
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("fiscal", __name__)
+csrf.exempt(bp)
+
+
+@bp.post("/atol/callback")
+def atol_callback():
+    if current_app.config["FISCAL_PROVIDER"] != "atol":
+        abort(404)
+    try:
+        outcome = services.handle_atol_callback(request.get_data(cache=False))
+    except ProviderError as exc:
+        return jsonify(ok=False, error=exc.code, message=exc.message), 400
+    return jsonify(ok=True, outcome=outcome)
+
+
+def _receipt(token: str) -> Receipt:
+    receipt = db.session.scalars(sa.select(Receipt).where(Receipt.token == token)).one_or_none()
+    if receipt is None:
+        abort(404)
+    return receipt
+
+
+@bp.get("/r/<token>")
+def receipt_page(token: str):
+    receipt = _receipt(token)
+    return render_template(
+        "fiscal/receipt.html", receipt=receipt, lines=receipt.lines,
+        check=check_qr_payload(receipt) if receipt.status == ReceiptStatus.DONE else None,
+        company=services.company(), company_name=current_app.config.get("COMPANY_NAME"),
+    )
+
+
+@bp.get("/r/<token>/check.<fmt>")
+def receipt_check_qr(token: str, fmt: str):
+    receipt = _receipt(token)
+    payload = check_qr_payload(receipt) if receipt.status == ReceiptStatus.DONE else None
+    if payload is None or fmt not in ("png", "svg"):
+        abort(404)
+    body = render_png(payload) if fmt == "png" else render_svg(payload)
+    response = Response(body, mimetype="image/png" if fmt == "png" else "image/svg+xml")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
