@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 qr_cli = AppGroup("qr", help="Create and inspect SBP QR codes.")
 sbp_cli = AppGroup("sbp", help="Settings at the bank.")
 demo_cli = AppGroup("demo", help="Demo data for a first look.")
+payment_cli = AppGroup("payment", help="Payments: refunds.")
+receipt_cli = AppGroup("receipt", help="54-FZ receipts.")
 
 
 def _print(data) -> None:
@@ -85,6 +87,49 @@ def qr_show(ident: str):
     _print(qr_to_dict(qr, details=True))
 
 
+@payment_cli.command("refund")
+@click.argument("payment_id", type=int)
+@click.option("--amount", help="Rubles to refund; the whole rest when omitted.")
+@click.option("--reason", help="Why, for the bank and the admin log.")
+def payment_refund(payment_id: int, amount: str | None, reason: str | None):
+    """Refund a payment in full or in part; the worker sends it to the bank."""
+    from app.sbp import services
+    from app.sbp.serialize import refund_to_dict
+
+    try:
+        refund = services.request_refund(payment_id, _amount(amount), reason=reason)
+    except KassaError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    _print(refund_to_dict(refund))
+
+
+@receipt_cli.command("show")
+@click.argument("receipt_id", type=int)
+def receipt_show(receipt_id: int):
+    """Print a receipt (status, external id, fiscal data, page URL) as JSON."""
+    from app.models import Receipt
+    from app.sbp.serialize import receipt_to_dict
+
+    receipt = db.session.get(Receipt, receipt_id)
+    if receipt is None:
+        raise click.ClickException(f"no receipt {receipt_id}")
+    _print(receipt_to_dict(receipt))
+
+
+@receipt_cli.command("retry")
+@click.argument("receipt_id", type=int)
+def receipt_retry(receipt_id: int):
+    """Send a failed receipt to the register again, under a new external id."""
+    from app.fiscal.services import retry_failed
+    from app.sbp.serialize import receipt_to_dict
+
+    try:
+        receipt = retry_failed(receipt_id)
+    except KassaError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    _print(receipt_to_dict(receipt))
+
+
 @sbp_cli.command("set-callback")
 @click.option("--url", help="Defaults to PUBLIC_URL/sbp/callback.")
 def sbp_set_callback(url: str | None):
@@ -133,5 +178,6 @@ def demo_seed():
 def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
-    for command in (qr_cli, sbp_cli, demo_cli, worker_command, sandbox_cli):
+    for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, worker_command,
+                    sandbox_cli):
         app.cli.add_command(command)
