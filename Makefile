@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test install lint format migrate seed clean bench
+.PHONY: run test install sysdeps lint format migrate seed clean bench
+
+# System tools the tests use: zbarimg decodes the receipts' check QR codes.
+SYSDEPS := zbarimg:zbar-tools
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+sysdeps:
+	@for pair in $(SYSDEPS); do \
+	  tool=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$tool >/dev/null 2>&1 && continue; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$pkg"; \
+	    (apt-get install -y -qq $$pkg || (apt-get update -qq && apt-get install -y -qq $$pkg)) >/dev/null; \
+	  else echo "please install $$pkg (it provides $$tool)"; exit 1; fi; \
+	done
+
 ## Install, migrate, seed a demo catalog, then run web (:5000), worker and sandbox (:8081).
 run: install
 	$(BIN)/flask db upgrade
@@ -22,7 +35,7 @@ run: install
 	$(BIN)/honcho start -f Procfile.dev
 
 ## Install and run the whole suite (SQLite; set TEST_DATABASE_URL for PostgreSQL).
-test: install
+test: install sysdeps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
