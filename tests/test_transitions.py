@@ -19,11 +19,14 @@ from app.models import (
     QrCode,
     QrKind,
     QrStatus,
+    Receipt,
+    ReceiptStatus,
     Refund,
     RefundStatus,
 )
 
 O, Q, A, P, R = OrderStatus, QrStatus, ActivationStatus, PaymentStatus, RefundStatus
+F = ReceiptStatus
 
 ALLOWED = {
     "order": {
@@ -53,6 +56,11 @@ ALLOWED = {
         (R.PENDING, R.IN_PROGRESS), (R.PENDING, R.COMPLETED), (R.PENDING, R.DECLINED),
         (R.IN_PROGRESS, R.COMPLETED), (R.IN_PROGRESS, R.DECLINED),
     },
+    "receipt": {
+        (F.PENDING, F.WAIT), (F.PENDING, F.DONE), (F.PENDING, F.FAILED),
+        (F.WAIT, F.DONE), (F.WAIT, F.FAILED), (F.WAIT, F.PENDING),
+        (F.FAILED, F.PENDING),
+    },
 }
 
 FACTORIES = {
@@ -63,6 +71,7 @@ FACTORIES = {
     "activation": (ActivationStatus, lambda s: CashLinkActivation(status=s)),
     "payment": (PaymentStatus, lambda s: Payment(status=s)),
     "refund": (RefundStatus, lambda s: Refund(status=s)),
+    "receipt": (ReceiptStatus, lambda s: Receipt(status=s)),
 }
 
 
