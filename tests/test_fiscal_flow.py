@@ -291,3 +291,44 @@ def test_atol_callback_is_a_hint_checked_against_our_records(make_stack):
     assert done.fn_number == document["payload"]["fn_number"]
     # The register's own callback reached us too.
     wait_for(lambda: all(c["delivered"] for c in _register(stack)["callbacks"]))
+
+
+def test_raiffeisen_receipts_provider_end_to_end(make_stack):
+    stack = make_stack(FISCAL_PROVIDER="raiffeisen")
+    stack.start_worker()
+    payment_id = _pay_cart(stack)
+    [sale] = _done(stack)
+    assert (sale.provider, sale.external_id) == ("raiffeisen", f"sell-{payment_id}")
+    with stack.app.app_context():
+        sbp.request_refund(payment_id, 1000)
+    _, refund = _done(stack, 2)
+    assert (refund.kind, refund.total_kopecks) == (ReceiptKind.SELL_REFUND, 1000)
+    register = _register(stack)
+    assert sorted(d["external_id"] for d in register["documents"]) == sorted(
+        [f"sell-{payment_id}", refund.external_id])
+    assert {d["provider"] for d in register["documents"]} == {"raiffeisen"}
+
+
+def test_reconciler_requeues_a_receipt_whose_job_died(stack):
+    from datetime import timedelta
+
+    from app.fiscal import services as fiscal
+    from app.models import JobStatus, utcnow
+
+    _faults(stack, down=True)
+    payment_id = _pay_cart(stack)
+    with stack.app.app_context():
+        fiscal.create_sale_receipt(payment_id)
+        # The submit job ran out of attempts while the register was down, long ago.
+        db.session.execute(sa.update(Job).where(Job.name == "fiscal.submit").values(
+            status=JobStatus.DEAD, attempts=12, finished_at=utcnow()))
+        db.session.execute(sa.update(Receipt).values(updated_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+    _faults(stack, down=False)
+    with stack.app.app_context():
+        assert fiscal.reconcile() == {"requeued": 1}
+        assert fiscal.reconcile() == {"requeued": 0}  # its job is live now: no second one
+    stack.start_worker()
+    [receipt] = _done(stack)
+    assert receipt.external_id == f"sell-{payment_id}"
+    assert _register(stack)["counts"] == {f"sell-{payment_id}": 1}
