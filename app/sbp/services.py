@@ -687,29 +687,25 @@ def reconcile(now: datetime | None = None, *, limit: int = 100) -> dict[str, int
     now = now or utcnow()
     after = timedelta(seconds=current_app.config["RECONCILE_QR_AFTER_SECONDS"])
     recheck = now - timedelta(seconds=30)
-    qr_ids = db.session.scalars(
-        sa.select(QrCode.id).where(
-            QrCode.kind == QrKind.DYNAMIC, QrCode.status == QrStatus.ACTIVE,
-            QrCode.needs_review.is_(False),
-            sa.or_(
-                QrCode.expires_at <= now,
-                sa.and_(QrCode.created_at <= now - after,
-                        sa.or_(QrCode.last_checked_at.is_(None),
-                               QrCode.last_checked_at <= recheck)),
-            ),
-        ).order_by(QrCode.id).limit(limit)
-    ).all()
-    activation_ids = db.session.scalars(
-        sa.select(CashLinkActivation.id).where(
-            CashLinkActivation.status == ActivationStatus.ACTIVE,
-            sa.or_(
-                CashLinkActivation.expires_at <= now,
-                sa.and_(CashLinkActivation.created_at <= now - after,
-                        sa.or_(CashLinkActivation.last_checked_at.is_(None),
-                               CashLinkActivation.last_checked_at <= recheck)),
-            ),
-        ).order_by(CashLinkActivation.id).limit(limit)
-    ).all()
+
+    def due(model, *where) -> list[int]:
+        """Open, and past its TTL or quiet for too long and not asked about lately."""
+        return db.session.scalars(
+            sa.select(model.id).where(
+                *where,
+                sa.or_(
+                    model.expires_at <= now,
+                    sa.and_(model.created_at <= now - after,
+                            sa.or_(model.last_checked_at.is_(None),
+                                   model.last_checked_at <= recheck)),
+                ),
+            ).order_by(model.id).limit(limit)
+        ).all()
+
+    qr_ids = due(QrCode, QrCode.kind == QrKind.DYNAMIC, QrCode.status == QrStatus.ACTIVE,
+                 QrCode.needs_review.is_(False))
+    activation_ids = due(CashLinkActivation,
+                         CashLinkActivation.status == ActivationStatus.ACTIVE)
     refund_ids = db.session.scalars(
         sa.select(Refund.id).where(
             Refund.status == RefundStatus.IN_PROGRESS,
