@@ -114,7 +114,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 15),
         # A QR still open this long after creation without a callback is asked about.
         "RECONCILE_QR_AFTER_SECONDS": _int("RECONCILE_QR_AFTER_SECONDS", 60),
-        "WORKER_IDLE_SLEEP": 0.5,
+        # How long an idle worker waits before it looks for due jobs again.
+        "WORKER_IDLE_SLEEP": float(_env("WORKER_IDLE_SLEEP", "0.2")),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "BABEL_DEFAULT_LOCALE": "ru",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Moscow",

@@ -6,12 +6,12 @@ A state change and the jobs it causes commit together or not at all. The worker
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -89,6 +89,7 @@ def enqueue(
     :param key: idempotency key; a second job with the same key is silently not added,
         so a repeated event never doubles its side effects.
     """
+    now = utcnow()
     values = {
         "name": name,
         "payload": payload or {},
@@ -96,20 +97,22 @@ def enqueue(
         "status": JobStatus.QUEUED,
         "attempts": 0,
         "max_attempts": max_attempts or _default_max_attempts(),
-        "run_at": run_at or utcnow(),
-        "created_at": utcnow(),
-        "updated_at": utcnow(),
+        "run_at": run_at or now,
+        "created_at": now,
+        "updated_at": now,
     }
-    dialect = db.session.get_bind().dialect.name
-    if key is not None and dialect in ("postgresql", "sqlite"):
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert(Job)
-        # Values go through the ORM types (enum -> its value, aware -> UTC) like any insert.
-        db.session.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["key"]))
-    else:
-        if key is not None and db.session.scalar(sa.select(Job.id).where(Job.key == key)):
-            return
-        db.session.add(Job(**values))
+    # INSERT ... ON CONFLICT (key) DO NOTHING: a repeated key adds nothing, without an
+    # error that would spoil the caller's transaction. Built once; only values change.
+    db.session.execute(_insert_statement(db.session.get_bind().dialect.name), values)
     logger.debug("enqueued %s key=%s", name, key)
+
+
+@functools.cache
+def _insert_statement(dialect: str):
+    module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
+    if module is None:
+        raise RuntimeError(f"the job outbox supports PostgreSQL and SQLite, not {dialect}")
+    return module.insert(Job.__table__).on_conflict_do_nothing(index_elements=["key"])
 
 
 def publish(event: str, payload: dict[str, Any], *, key: str) -> list[str]:

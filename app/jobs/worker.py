@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import Flask
@@ -33,6 +34,18 @@ def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
     """2 s, 4 s, 8 s ... capped at an hour, with ±20 % jitter so retries don't stampede."""
     delay = min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
     return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+
+class _Claimed(NamedTuple):
+    id: int
+    name: str
+    payload: dict
+    attempts: int
+    max_attempts: int
+    run_at: object
+    last_error: str | None
+    was: JobStatus
+    held_by: str | None
 
 
 class Worker:
@@ -66,15 +79,31 @@ class Worker:
     def run_once(self) -> int:
         """Claim up to `batch` due jobs and run them. Needs an app context.
 
-        :returns: how many jobs were run.
+        :returns: how many jobs were claimed.
         """
-        claimed = self.claim()
-        for index, job_id in enumerate(claimed):
+        claimed = self._claim()
+        for index, job in enumerate(claimed):
             if self.stop.is_set():
-                self._release(claimed[index:])
+                self._release([j.id for j in claimed[index:]])
                 break
-            self.execute(job_id)
+            # The first job was leased a moment ago; a later one waited while the earlier
+            # ones ran, and its lease may have run out and gone to another worker.
+            if index == 0 or self._still_ours(job.id):
+                self._run(job.id, job.name, dict(job.payload or {}), job.attempts)
         return len(claimed)
+
+    def _still_ours(self, job_id: int) -> bool:
+        jobs = Job.__table__
+        row = db.session.execute(
+            sa.select(jobs.c.locked_by, jobs.c.status).where(jobs.c.id == job_id)
+        ).one_or_none()
+        db.session.rollback()
+        if row is None or row.locked_by != self.worker_id or row.status != JobStatus.RUNNING:
+            # Running the handler again would repeat its effects (the job may be done).
+            logger.warning("job %s: lease lost to %s before it started; skipped",
+                           job_id, row and row.locked_by)
+            return False
+        return True
 
     def _release(self, job_ids: list[int]) -> None:
         """Give back jobs claimed but not started (the worker is stopping): they run at once
@@ -89,48 +118,79 @@ class Worker:
         db.session.commit()
 
     def claim(self) -> list[int]:
+        """Claim due jobs (see `_claim`); returns their ids."""
+        return [job.id for job in self._claim()]
+
+    def _claim(self) -> list:
+        """Lease up to `batch` due jobs in one statement and commit.
+
+        Due: queued and run_at passed, or running under a lease that ran out (its worker
+        died). The candidates are picked FOR UPDATE SKIP LOCKED (PostgreSQL), so two
+        workers never pick the same row; SQLite serializes the statement instead. A job
+        taken over on its last attempt is buried instead of run.
+        """
         now = utcnow()
-        due = sa.or_(
-            sa.and_(Job.status == JobStatus.QUEUED, Job.run_at <= now),
-            sa.and_(Job.status == JobStatus.RUNNING, Job.locked_until < now),
+        jobs = Job.__table__
+        picked = (
+            sa.select(jobs.c.id, jobs.c.status.label("was"), jobs.c.locked_by.label("held_by"))
+            .where(sa.or_(
+                sa.and_(jobs.c.status == JobStatus.QUEUED, jobs.c.run_at <= now),
+                sa.and_(jobs.c.status == JobStatus.RUNNING, jobs.c.locked_until < now),
+            ))
+            .order_by(jobs.c.run_at, jobs.c.id).limit(self.batch)
+            .with_for_update(skip_locked=True)
         )
+        lease = sa.update(jobs).values(
+            status=JobStatus.RUNNING, attempts=jobs.c.attempts + 1, locked_by=self.worker_id,
+            locked_until=now + self.lease, updated_at=now,
+        )
+        returned = (jobs.c.id, jobs.c.name, jobs.c.payload, jobs.c.attempts,
+                    jobs.c.max_attempts, jobs.c.run_at, jobs.c.last_error)
         try:
-            jobs = db.session.scalars(
-                sa.select(Job).where(due).order_by(Job.run_at, Job.id)
-                .limit(self.batch).with_for_update(skip_locked=True)
-            ).all()
-            ids = []
-            for job in jobs:
-                if job.status == JobStatus.RUNNING:
-                    logger.warning(
-                        "job %s %s: lease of %s ran out; taking it again",
-                        job.id, job.name, job.locked_by,
+            if db.session.get_bind().dialect.name == "postgresql":
+                # One round trip: pick, lease and return in a single statement.
+                cte = picked.cte("picked")
+                rows = db.session.execute(
+                    lease.where(jobs.c.id == cte.c.id)
+                    .returning(*returned, cte.c.was, cte.c.held_by)
+                ).all()
+            else:
+                # SQLite's RETURNING sees only the updated table; its write lock (BEGIN
+                # IMMEDIATE) already keeps other workers out between the two statements.
+                before = {r.id: r for r in db.session.execute(picked)}
+                rows = [
+                    _Claimed(*row, before[row.id].was, before[row.id].held_by)
+                    for row in db.session.execute(
+                        lease.where(jobs.c.id.in_(before)).returning(*returned)
                     )
-                if job.attempts >= job.max_attempts:
-                    self._bury(job, job.last_error or "worker died on the last attempt")
+                ] if before else []
+            claimed = []
+            for row in sorted(rows, key=lambda r: (r.run_at, r.id)):
+                if row.was == JobStatus.RUNNING:
+                    logger.warning("job %s %s: lease of %s ran out; taking it again",
+                                   row.id, row.name, row.held_by)
+                if row.attempts > row.max_attempts:
+                    job = db.session.get(Job, row.id)
+                    job.attempts = row.max_attempts
+                    self._bury(job, row.last_error or "worker died on the last attempt")
                     continue
-                job.status = JobStatus.RUNNING
-                job.attempts += 1
-                job.locked_by = self.worker_id
-                job.locked_until = now + self.lease
-                ids.append(job.id)
+                claimed.append(row)
             db.session.commit()
-            return ids
+            return claimed
         except Exception:
             db.session.rollback()
             raise
 
     def execute(self, job_id: int) -> None:
-        job = db.session.get(Job, job_id)
-        if job is None or job.locked_by != self.worker_id or job.status != JobStatus.RUNNING:
-            # Earlier jobs of the batch outlasted this one's lease and another worker took
-            # it (it may be done already): running the handler again would repeat its effects.
-            logger.warning("job %s: lease lost to %s before it started; skipped",
-                           job_id, job and job.locked_by)
-            db.session.rollback()
+        """Run one claimed job, if its lease is still ours."""
+        if not self._still_ours(job_id):
             return
+        job = db.session.get(Job, job_id)
         name, payload, attempts = job.name, dict(job.payload or {}), job.attempts
         db.session.rollback()  # end the read transaction before the handler's own work
+        self._run(job_id, name, payload, attempts)
+
+    def _run(self, job_id: int, name: str, payload: dict, attempts: int) -> None:
         fn = get_handler(name)
         started = time.monotonic()
         try:
@@ -152,16 +212,33 @@ class Worker:
             logger.info(
                 "job %s %s done in %.0f ms", job_id, name, (time.monotonic() - started) * 1000
             )
-            self._finish(job_id)
+            self._done(job_id)
+
+    def _done(self, job_id: int) -> None:
+        """Mark a job done with one guarded UPDATE: only if our lease still holds it."""
+        now = utcnow()
+        jobs = Job.__table__
+        updated = db.session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.locked_by == self.worker_id,
+                   jobs.c.status == JobStatus.RUNNING)
+            .values(status=JobStatus.DONE, finished_at=now, updated_at=now, locked_by=None,
+                    locked_until=None, last_error=None)
+        ).rowcount
+        db.session.commit()
+        if not updated:
+            # Our lease ran out and another worker took the job: its outcome wins.
+            logger.warning("job %s: lease lost; result dropped", job_id)
 
     def _finish(
         self,
         job_id: int,
         *,
-        retry_in: float | None = None,
-        error: str | None = None,
+        retry_in: float,
+        error: str,
         count_attempt: bool = True,
     ) -> None:
+        """Schedule a failed job's next attempt, or bury it when it has none left."""
         job = db.session.scalars(
             sa.select(Job).where(Job.id == job_id).with_for_update()
         ).one()
@@ -172,19 +249,14 @@ class Worker:
             return
         job.locked_by = None
         job.locked_until = None
-        if retry_in is None:
-            job.status = JobStatus.DONE
-            job.finished_at = utcnow()
-            job.last_error = None
+        job.last_error = error
+        if not count_attempt:
+            job.attempts -= 1
+        if job.attempts >= job.max_attempts:
+            self._bury(job, error)
         else:
-            job.last_error = error
-            if not count_attempt:
-                job.attempts -= 1
-            if job.attempts >= job.max_attempts:
-                self._bury(job, error or "failed")
-            else:
-                job.status = JobStatus.QUEUED
-                job.run_at = utcnow() + timedelta(seconds=retry_in)
+            job.status = JobStatus.QUEUED
+            job.run_at = utcnow() + timedelta(seconds=retry_in)
         db.session.commit()
 
     @staticmethod

@@ -8,6 +8,7 @@ requests never wait on each other in a circle.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import BankError, InvalidStateError, NotFoundError, ValidationError
@@ -438,6 +440,7 @@ def _deactivate_at_bank(activation_id: int) -> None:
 def _close_activation(activation: CashLinkActivation, to: ActivationStatus) -> None:
     if activation.status == ActivationStatus.ACTIVE:
         activation.set_status(to)
+    db.session.flush()  # the query below must see this activation closed
     link = activation.qr_code
     if link.status == QrStatus.ACTIVE and _current_activation(link.id) is None:
         link.set_status(QrStatus.INACTIVE)
@@ -466,14 +469,15 @@ def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> str:
     """
     bank = get_bank()
     key = f"{info.transaction_id or info.order}:{info.status}"
-    event = BankEvent(
-        provider=bank.name, event_key=key[:128], source=source, qr_id=info.qr_id or None,
-        transaction_id=info.transaction_id, payment_status=info.status, payload=raw,
-    )
-    db.session.add(event)
-    try:
-        db.session.flush()
-    except IntegrityError:
+    # INSERT ... ON CONFLICT DO NOTHING RETURNING id: no row back means this news was
+    # recorded before (a concurrent repeat waits here for the first one to commit).
+    event_id = db.session.execute(_event_insert(db.session.get_bind().dialect.name), {
+        "provider": bank.name, "event_key": key[:128], "source": source,
+        "qr_id": info.qr_id or None, "transaction_id": info.transaction_id,
+        "payment_status": info.status, "payload": raw, "outcome": "received",
+        "received_at": utcnow(),
+    }).scalar()
+    if event_id is None:
         db.session.rollback()
         logger.info("bank event %s repeated; nothing to do", key)
         return "duplicate"
@@ -488,10 +492,21 @@ def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> str:
         outcome = f"ignored_{info.status.lower() or 'empty'}"
         logger.info("QR %s: payment %s (%s)", qr.qr_id, info.status, info.transaction_id)
     else:
-        outcome = _record_success(qr, info)
-    event.outcome = outcome
+        with db.session.no_autoflush:
+            outcome = _record_success(qr, info)
+    events = BankEvent.__table__
+    db.session.execute(sa.update(events).where(events.c.id == event_id).values(outcome=outcome))
     db.session.commit()
     return outcome
+
+
+@functools.cache
+def _event_insert(dialect: str):
+    module = {"postgresql": postgresql, "sqlite": sqlite}[dialect]
+    events = BankEvent.__table__
+    return (module.insert(events)
+            .on_conflict_do_nothing(index_elements=["provider", "event_key"])
+            .returning(events.c.id))
 
 
 def _record_success(qr: QrCode, info: PaymentInfo) -> str:
@@ -553,19 +568,24 @@ def _record_success(qr: QrCode, info: PaymentInfo) -> str:
 
 def _existing_payment(qr: QrCode, activation: CashLinkActivation | None,
                       info: PaymentInfo) -> Payment | None:
-    if info.transaction_id:
-        found = db.session.scalars(
-            sa.select(Payment).where(Payment.transaction_id == info.transaction_id)
-        ).one_or_none()
-        if found is not None:
-            return found
+    """The payment already recorded for this news, if any (the rows are locked).
+
+    A dynamic QR or a cash-link sale carries one payment, so only a paid (or flagged) one
+    can have it; a static QR carries many, told apart by the bank's transaction id.
+    """
     if activation is not None:
-        return db.session.scalars(
-            sa.select(Payment).where(Payment.activation_id == activation.id)
-        ).one_or_none()
-    if qr.kind == QrKind.DYNAMIC:
-        return db.session.scalars(sa.select(Payment).where(Payment.qr_code_id == qr.id)).first()
-    return None
+        if activation.status != ActivationStatus.PAID:
+            return None
+        where = Payment.activation_id == activation.id
+    elif qr.kind == QrKind.DYNAMIC:
+        if qr.status != QrStatus.PAID and not qr.needs_review:
+            return None
+        where = Payment.qr_code_id == qr.id
+    elif info.transaction_id:
+        where = Payment.transaction_id == info.transaction_id
+    else:
+        return None
+    return db.session.scalars(sa.select(Payment).where(where).order_by(Payment.id)).first()
 
 
 # -- reconciliation ------------------------------------------------------------------------------
