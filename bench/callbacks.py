@@ -1,0 +1,1019 @@
+"""Benchmark of the bank's callback (POST /sbp/callback) on PostgreSQL under gunicorn.
+
+One run, everything on 127.0.0.1, started and stopped by this script:
+
+1. a fresh database (DROP/CREATE), the schema by `flask db upgrade`, and N open dynamic QR
+   codes with their orders, seeded through the models in one transaction;
+2. two gunicorn servers with the same command line: Kassa (bench/app_with_noop.py, which
+   subscribes a no-op job to "payment.paid") and a bare Flask endpoint (bench/bare_app.py);
+   plus the job workers (bench/worker.py);
+3. warm-up, then the same N signed callbacks at the same concurrency against the bare
+   endpoint and then against Kassa: throughput and latency of each, and their ratio;
+4. after the jobs are done: counts that prove no payment or job was lost or doubled, the
+   time from sending a callback to its job being done, then a resend of some callbacks
+   (each twice, concurrently) and the same counts again.
+
+    .venv/bin/python bench/callbacks.py            # the issue's numbers: 5000 at 32
+    .venv/bin/python bench/callbacks.py --quick    # a 500-callback smoke run
+
+See bench/README.md. Exit status 1 when a correctness check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import http.client
+import json
+import math
+import os
+import random
+import re
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+HOST = "127.0.0.1"  # the only address this script sends anything to
+MSK = timezone(timedelta(hours=3))
+SIGNATURE_HEADER = "X-Api-Signature-SHA256"
+NOOP_JOB = "bench.noop"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+class Processes:
+    """Child processes, each in its own process group; stop() ends every group it started."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs: list[Any] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self._logs.append(log)
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see "
+                                   f"{self.log_dir / (name + '.log')}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        for log in self._logs:
+            log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(port: int, method: str, path: str, *, body: bytes | None, procs: Processes,
+              timeout: float = 60) -> None:
+    """Poll until the server answers `path` with 200."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        try:
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            last = response.status
+        except OSError as exc:
+            last = exc
+        finally:
+            conn.close()
+        time.sleep(0.2)
+    raise RuntimeError(f"127.0.0.1:{port}{path} not ready in {timeout}s: {last!r}")
+
+
+# -- CPU accounting (read-only /proc) ----------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        todo += _children(current)
+    return pids
+
+
+def _all_processes() -> dict[tuple[int, int], tuple[str, float]]:
+    """(pid, start time) -> (command name, CPU seconds) of every process on the machine."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                raw = (entry / "stat").read_text()
+                fields = raw[raw.rindex(")") + 2:].split()
+                comm = raw[raw.index("(") + 1:raw.rindex(")")]
+                cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+                found[int(entry.name), int(fields[19])] = (comm, cpu)
+    return found
+
+
+def _cpu_used(before: dict, after: dict) -> dict[tuple[int, int], float]:
+    """CPU seconds each process used between two _all_processes() snapshots."""
+    return {key: cpu - (before[key][1] if key in before else 0.0)
+            for key, (_comm, cpu) in after.items()}
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+@dataclass
+class CpuSnapshot:
+    generator: float
+    groups: dict[str, list[int]]
+    processes: dict[tuple[int, int], tuple[str, float]]
+    machine_busy: float
+    machine_total: float
+
+
+def cpu_snapshot(procs: Processes) -> CpuSnapshot:
+    groups = {"kassa_web": ["kassa-web"], "bare_web": ["bare-web"],
+              "job_workers": [n for n in procs.procs if n.startswith("job-worker")]}
+    pids = {group: [p for n in names if n in procs.procs for p in _tree(procs.procs[n].pid)]
+            for group, names in groups.items()}
+    pids["generator"] = [os.getpid()]
+    busy, total = _machine_jiffies()
+    return CpuSnapshot(time.process_time(), pids, _all_processes(), busy / CLK_TCK,
+                       total / CLK_TCK)
+
+
+def background_load(seconds: float = 2.0) -> dict:
+    """How busy the machine is before the run starts: other work skews every figure."""
+    before_procs, (busy0, total0) = _all_processes(), _machine_jiffies()
+    time.sleep(seconds)
+    after_procs, (busy1, total1) = _all_processes(), _machine_jiffies()
+    used: Counter[str] = Counter()
+    for key, delta in _cpu_used(before_procs, after_procs).items():
+        if delta > 0 and key[0] != os.getpid():
+            used[after_procs[key][0]] += delta
+    return {
+        "machine_busy_percent": round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1),
+        "top_processes_cpu_seconds": {k: round(v, 2) for k, v in used.most_common(5)},
+        "seconds": seconds,
+    }
+
+
+def cpu_delta(before: CpuSnapshot, after: CpuSnapshot, wall: float, n: int) -> dict:
+    """CPU seconds each component used between two snapshots. A process that ended in
+    between is missed (its CPU shows only in machine_busy)."""
+    used = _cpu_used(before.processes, after.processes)
+    groups: dict[str, float] = {}
+    counted: set[int] = set()
+    for group, pids in after.groups.items():
+        members = set(pids) | set(before.groups.get(group, []))
+        counted |= members
+        groups[group] = sum(cpu for key, cpu in used.items() if key[0] in members)
+    groups["generator"] = after.generator - before.generator
+    postgres = {key[0] for key, (comm, _) in after.processes.items() if comm == "postgres"}
+    groups["postgres"] = sum(cpu for key, cpu in used.items() if key[0] in postgres)
+    counted |= postgres
+    others: Counter[str] = Counter()
+    for key, cpu in used.items():
+        if key[0] not in counted and cpu > 0:
+            others[after.processes[key][0]] += cpu
+    groups["other_processes"] = sum(others.values())
+    busy = after.machine_busy - before.machine_busy
+    total = after.machine_total - before.machine_total
+    groups["unattributed"] = max(0.0, busy - sum(groups.values()))
+    # Work that is not this benchmark's (another program, a test run): it takes CPU from
+    # the servers under test. The kernel's writeback for PostgreSQL's fsyncs counts here
+    # too, but it is small (a few % of the machine).
+    foreign = groups["other_processes"] + groups["unattributed"]
+    own = sum(groups[k] for k in ("generator", "kassa_web", "bare_web", "job_workers",
+                                  "postgres"))
+    return {
+        # What the machine could do with nothing else on it: cores / own CPU per request.
+        "cpu_bound_ceiling_rps": round(os.cpu_count() * n / own, 1) if own else None,
+        "other_work_percent_of_machine": round(100 * foreign / total, 1) if total else None,
+        "cpu_seconds": {k: round(v, 3) for k, v in groups.items()},
+        "cpu_ms_per_request": {k: round(v * 1000 / n, 3) for k, v in groups.items()},
+        "top_other_processes": {k: round(v, 3) for k, v in others.most_common(5)},
+        "machine_busy_percent": round(100 * busy / total, 1) if total else None,
+        "cores": os.cpu_count(),
+        "wall_seconds": round(wall, 3),
+    }
+
+
+# -- HTTP load generator -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Req:
+    key: str
+    method: str
+    path: str
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def render(self, port: int) -> bytes:
+        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        if self.method != "GET" or self.body:
+            lines.append(f"Content-Length: {len(self.body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + self.body
+
+
+class RawConnection:
+    """A minimal HTTP/1.1 client over asyncio streams: one request at a time, keep-alive when
+    the server allows it (gunicorn's sync worker closes after every response). It costs the
+    generator far less CPU per request than a general client, which matters on 2 cores."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reconnects = 0
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        for attempt in range(2):
+            reused = self.writer is not None
+            if not reused:
+                self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+            try:
+                self.writer.write(raw)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                self.close()
+                nothing_back = not getattr(exc, "partial", b"")
+                if reused and attempt == 0 and nothing_back:
+                    self.reconnects += 1  # the server closed an idle keep-alive connection
+                    continue
+                raise
+            return await self._rest(head)
+        raise AssertionError("unreachable")
+
+    async def _rest(self, head: bytes) -> tuple[int, bytes]:
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, close = None, False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection":
+                close = value.strip().lower() == b"close"
+            elif name == b"transfer-encoding":
+                raise RuntimeError("chunked responses are not supported by the bench client")
+        if length is None:
+            body, close = await self.reader.read(), True
+        else:
+            body = await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return status, body
+
+
+@dataclass
+class Sample:
+    sent_at: float  # wall clock (time.time()) just before the request was sent
+    latency: float  # seconds until the whole response was read
+    status: int | None  # None: no HTTP answer (the error is in body)
+    body: bytes
+
+
+@dataclass
+class LoadResult:
+    name: str
+    wall: float
+    samples: list[Sample]
+    keys: list[str]
+    reconnects: int = 0
+    cpu: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    def statuses(self) -> dict[str, int]:
+        return dict(Counter(str(s.status) for s in self.samples))
+
+    def errors(self) -> list[str]:
+        return [s.body.decode("utf-8", "replace")[:200] for s in self.samples if s.status is None]
+
+
+async def _load_raw(port: int, reqs: list[Req], concurrency: int, timeout: float
+                    ) -> tuple[float, list[Sample], int]:
+    rendered = [r.render(port) for r in reqs]
+    samples: list[Sample | None] = [None] * len(reqs)
+    todo = iter(range(len(reqs)))
+    connections = [RawConnection(port) for _ in range(concurrency)]
+
+    async def client(conn: RawConnection) -> None:
+        for i in todo:  # one iterator shared by all clients: each request is sent once
+            sent_at, started = time.time(), time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout):
+                    status, body = await conn.request(rendered[i])
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError,
+                    RuntimeError) as exc:
+                conn.close()
+                status, body = None, repr(exc).encode()
+            samples[i] = Sample(sent_at, time.perf_counter() - started, status, body)
+        conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in connections))
+    wall = time.perf_counter() - started
+    return wall, samples, sum(c.reconnects for c in connections)
+
+
+async def _load_aiohttp(port: int, reqs: list[Req], concurrency: int, timeout: float
+                        ) -> tuple[float, list[Sample], int]:
+    import aiohttp  # optional: only for --client aiohttp
+
+    samples: list[Sample | None] = [None] * len(reqs)
+    todo = iter(range(len(reqs)))
+    base = f"http://{HOST}:{port}"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=client_timeout,
+                                     skip_auto_headers=("User-Agent",)) as session:
+
+        async def client() -> None:
+            for i in todo:
+                req = reqs[i]
+                sent_at, started = time.time(), time.perf_counter()
+                try:
+                    async with session.request(req.method, base + req.path,
+                                               data=req.body or None,
+                                               headers=dict(req.headers)) as response:
+                        body = await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    status, body = None, repr(exc).encode()
+                samples[i] = Sample(sent_at, time.perf_counter() - started, status, body)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return wall, samples, 0
+
+
+def run_load(name: str, port: int, reqs: list[Req], args: argparse.Namespace,
+             procs: Processes) -> LoadResult:
+    procs.check_alive()
+    loader = _load_aiohttp if args.client == "aiohttp" else _load_raw
+    before = cpu_snapshot(procs)
+    wall, samples, reconnects = asyncio.run(loader(port, reqs, args.concurrency,
+                                                   args.request_timeout))
+    after = cpu_snapshot(procs)
+    result = LoadResult(name, wall, samples, [r.key for r in reqs], reconnects)
+    result.cpu = cpu_delta(before, after, wall, len(reqs))
+    procs.check_alive()
+    return result
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    out = {f"p{p}": round(percentile(ordered, p) * 1000, 2) for p in (50, 90, 95, 99)}
+    out["max"] = round(ordered[-1] * 1000, 2) if ordered else float("nan")
+    out["mean"] = round(sum(ordered) / len(ordered) * 1000, 2) if ordered else float("nan")
+    return out
+
+
+def load_summary(result: LoadResult) -> dict:
+    ok = [s.latency for s in result.samples if s.status == 200]
+    return {
+        "requests": result.n,
+        "wall_seconds": round(result.wall, 3),
+        "throughput_rps": round(result.n / result.wall, 1),
+        "latency_ms": summary_ms([s.latency for s in result.samples]),
+        "latency_ms_of_200": summary_ms(ok) if ok else None,
+        "statuses": result.statuses(),
+        "errors": result.errors()[:5],
+        "client_reconnects": result.reconnects,
+        "cpu": result.cpu,
+    }
+
+
+# -- the callbacks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seeded:
+    qr_id: str
+    bank_order: str
+    amount_kopecks: int
+
+
+def amount_text(kopecks: int) -> str:
+    return f"{kopecks // 100}.{kopecks % 100:02d}"
+
+
+def sign(secret_key: str, *, amount: str, merchant: str, order: str, status: str,
+         transaction_date: str) -> str:
+    """What the bank sends in X-Api-Signature-SHA256 (reference/sbp.md §1.6), written here
+    independently of app/sbp/raiffeisen.py so the bench does not check Kassa against itself."""
+    message = "|".join((amount, merchant, order, status, transaction_date))
+    return hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def callback_req(qr: Seeded, transaction_id: int, merchant: str, secret_key: str) -> Req:
+    now = datetime.now(MSK)
+    transaction_date = now.isoformat(timespec="microseconds")
+    amount = amount_text(qr.amount_kopecks)
+    body = json.dumps({
+        "transactionId": transaction_id,
+        "qrId": qr.qr_id,
+        "sbpMerchantId": merchant,
+        "merchantId": 552,
+        "amount": "__AMOUNT__",
+        "currency": "RUB",
+        "transactionDate": transaction_date,
+        "paymentStatus": "SUCCESS",
+        "additionalInfo": None,
+        "order": qr.bank_order,
+        "createDate": (now - timedelta(seconds=30)).isoformat(timespec="microseconds"),
+    }, separators=(",", ":")).replace('"__AMOUNT__"', amount)  # a JSON number: 100.00
+    signature = sign(secret_key, amount=amount, merchant=merchant, order=qr.bank_order,
+                     status="SUCCESS", transaction_date=transaction_date)
+    headers = (("Content-Type", "application/json"), (SIGNATURE_HEADER, signature))
+    return Req(qr.qr_id, "POST", "/sbp/callback", body.encode(), headers)
+
+
+def random_qr_ids(n: int, rng: random.Random) -> list[str]:
+    alphabet = string.ascii_uppercase + string.digits
+    ids: set[str] = set()
+    while len(ids) < n:
+        ids.add("AD" + "".join(rng.choices(alphabet, k=30)))
+    return sorted(ids, key=lambda _: rng.random())
+
+
+def seed(n: int, rng: random.Random) -> list[Seeded]:
+    """N orders and N open dynamic QR codes, through the models, in one transaction."""
+    import sqlalchemy as sa
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import Order, OrderChannel, OrderStatus, QrCode, QrKind, QrStatus, utcnow
+
+    app = create_app({"LOG_LEVEL": "WARNING"})
+    now = utcnow()
+    amounts = [rng.randint(100, 500_000) for _ in range(n)]
+    publics = [f"{rng.getrandbits(128):032x}" for _ in range(n)]
+    with app.app_context():
+        order_ids = db.session.scalars(
+            sa.insert(Order).returning(Order.id, sort_by_parameter_order=True),
+            [{"public_id": publics[i], "status": OrderStatus.PENDING,
+              "channel": OrderChannel.API, "total_kopecks": amounts[i],
+              "description": f"bench {i}", "created_at": now, "updated_at": now}
+             for i in range(n)],
+        ).all()
+        seeded = [Seeded(qr_id, f"{publics[i]}-1", amounts[i])
+                  for i, qr_id in enumerate(random_qr_ids(n, rng))]
+        db.session.execute(sa.insert(QrCode), [
+            {"kind": QrKind.DYNAMIC, "status": QrStatus.ACTIVE, "qr_id": s.qr_id,
+             "bank_order": s.bank_order, "amount_kopecks": s.amount_kopecks,
+             "payload": f"https://qr.nspk.ru/{s.qr_id}?type=02&bank=100000000007"
+                        f"&sum={s.amount_kopecks}&cur=RUB&crc=0000",
+             "description": f"bench {i}", "order_id": order_ids[i],
+             "expires_at": now + timedelta(hours=3), "created_at": now, "updated_at": now}
+            for i, s in enumerate(seeded)
+        ])
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return seeded
+
+
+# -- the database ----------------------------------------------------------------------------
+
+
+def recreate_database(pg_url: str, name: str) -> None:
+    import psycopg
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit(f"--db-name {name!r}: lowercase letters, digits and _ only")
+    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+
+
+COUNTS_SQL = {
+    "payments": "SELECT count(*) FROM payments",
+    "payments_paid": "SELECT count(*) FROM payments WHERE status = 'paid'",
+    "distinct_transaction_ids": "SELECT count(DISTINCT transaction_id) FROM payments",
+    "qr_codes_with_two_payments":
+        "SELECT count(*) FROM (SELECT qr_code_id FROM payments GROUP BY 1 "
+        "HAVING count(*) > 1) AS t",
+    "paid_kopecks": "SELECT coalesce(sum(amount_kopecks), 0) FROM payments",
+    "qr_codes_paid": "SELECT count(*) FROM qr_codes WHERE status = 'paid'",
+    "qr_codes_active": "SELECT count(*) FROM qr_codes WHERE status = 'active'",
+    "orders_paid": "SELECT count(*) FROM orders WHERE status = 'paid'",
+    "bank_events": "SELECT count(*) FROM bank_events",
+    "bank_events_paid": "SELECT count(*) FROM bank_events WHERE outcome = 'paid'",
+    "noop_jobs": "SELECT count(*) FROM jobs WHERE name = 'bench.noop'",
+    "noop_jobs_done": "SELECT count(*) FROM jobs WHERE name = 'bench.noop' "
+                      "AND status = 'done'",
+    "noop_jobs_attempts_not_1": "SELECT count(*) FROM jobs WHERE name = 'bench.noop' "
+                                "AND attempts <> 1",
+    "noop_jobs_distinct_payments": "SELECT count(DISTINCT payload->>'payment_id') FROM jobs "
+                                   "WHERE name = 'bench.noop'",
+    "payments_without_noop_job":
+        "SELECT count(*) FROM payments p WHERE NOT EXISTS (SELECT 1 FROM jobs j "
+        "WHERE j.name = 'bench.noop' AND (j.payload->>'payment_id')::bigint = p.id)",
+    "noop_jobs_queued_or_running": "SELECT count(*) FROM jobs WHERE name = 'bench.noop' "
+                                   "AND status IN ('queued', 'running')",
+    "noop_jobs_dead": "SELECT count(*) FROM jobs WHERE name = 'bench.noop' AND status = 'dead'",
+    "other_jobs": "SELECT count(*) FROM jobs WHERE name <> 'bench.noop'",
+}
+
+
+def counts(conn) -> dict[str, int]:
+    return {name: int(conn.execute(sql).fetchone()[0]) for name, sql in COUNTS_SQL.items()}
+
+
+def expected_counts(seeded: list[Seeded]) -> dict[str, int]:
+    n = len(seeded)
+    return {
+        "payments": n, "payments_paid": n, "distinct_transaction_ids": n,
+        "qr_codes_with_two_payments": 0, "paid_kopecks": sum(s.amount_kopecks for s in seeded),
+        "qr_codes_paid": n, "qr_codes_active": 0, "orders_paid": n, "bank_events": n,
+        "bank_events_paid": n, "noop_jobs": n, "noop_jobs_done": n, "noop_jobs_attempts_not_1": 0,
+        "noop_jobs_distinct_payments": n, "payments_without_noop_job": 0,
+        "noop_jobs_queued_or_running": 0, "noop_jobs_dead": 0,
+    }
+
+
+def wait_jobs_done(conn, n: int, timeout: float) -> float:
+    """Wait until n no-op jobs are done and nothing is queued; returns the seconds waited."""
+    started = time.monotonic()
+    sql = ("SELECT count(*) FILTER (WHERE status = 'done'), "
+           "count(*) FILTER (WHERE status IN ('queued', 'running')) FROM jobs "
+           "WHERE name = 'bench.noop'")
+    while True:
+        done, pending = conn.execute(sql).fetchone()
+        if done >= n and pending == 0:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{done} of {n} no-op jobs done, {pending} pending "
+                               f"after {timeout}s")
+        time.sleep(0.1)
+
+
+def job_latencies(conn, sent_at: dict[str, float], answered_at: dict[str, float]) -> dict:
+    """Callback sent -> its job done, joined job -> payment -> QR code -> qrId."""
+    rows = conn.execute(
+        "SELECT q.qr_id, extract(epoch FROM j.created_at)::float8, "
+        "extract(epoch FROM j.finished_at)::float8 FROM jobs j "
+        "JOIN payments p ON p.id = (j.payload->>'payment_id')::bigint "
+        "JOIN qr_codes q ON q.id = p.qr_code_id WHERE j.name = 'bench.noop' "
+        "AND j.status = 'done'"
+    ).fetchall()
+    from_send = [finished - sent_at[qr_id] for qr_id, _, finished in rows if qr_id in sent_at]
+    from_answer = [finished - answered_at[qr_id] for qr_id, _, finished in rows
+                   if qr_id in answered_at]
+    in_queue = [finished - created for _, created, finished in rows]
+    return {
+        "jobs": len(rows),
+        "sent_to_done_ms": summary_ms(from_send) if from_send else None,
+        "answered_to_done_ms": summary_ms(from_answer) if from_answer else None,
+        "enqueued_to_done_ms": summary_ms(in_queue) if in_queue else None,
+    }
+
+
+def jobs_per_worker(log_dir: Path) -> dict[str, int]:
+    """Which worker process ran the no-op jobs, from the workers' INFO log lines."""
+    per: Counter[str] = Counter()
+    pattern = re.compile(rf"\[(\d+)\] job \d+ {re.escape(NOOP_JOB)} done")
+    for path in sorted(log_dir.glob("job-worker-*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            match = pattern.search(line)
+            if match:
+                per[f"{path.stem} (pid {match.group(1)})"] += 1
+    return dict(per)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=5000, help="callbacks (and open QRs) [5000]")
+    p.add_argument("--concurrency", type=int, default=32, help="concurrent clients [32]")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers [2]")
+    p.add_argument("--worker-class", default="sync", help="gunicorn worker class [sync]")
+    p.add_argument("--threads", type=int, default=None,
+                   help="gunicorn --threads (for --worker-class gthread)")
+    p.add_argument("--job-workers", type=int, default=2, help="job worker processes [2]")
+    p.add_argument("--duplicates", type=int, default=500,
+                   help="callbacks resent after the run, each twice concurrently [500]")
+    p.add_argument("--warmup", type=int, default=200, help="warm-up requests per server [200]")
+    p.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                   help="load generator: raw asyncio HTTP/1.1 or aiohttp [raw]")
+    p.add_argument("--log-level", default="INFO", help="Kassa's LOG_LEVEL [INFO]")
+    p.add_argument("--app-module", default="bench.app_with_noop",
+                   help="module whose `app` gunicorn serves and the job workers run "
+                        "[bench.app_with_noop]; for measuring a variant of the app")
+    p.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
+    p.add_argument("--db-name", default="kassa_bench")
+    p.add_argument("--request-timeout", type=float, default=30.0)
+    p.add_argument("--jobs-timeout", type=float, default=180.0,
+                   help="seconds to wait for the jobs after the load [180]")
+    p.add_argument("--deadline", type=int, default=1200,
+                   help="the whole run is aborted after this many seconds [1200]")
+    p.add_argument("--seed", type=int, default=20240601, help="random seed for the data")
+    p.add_argument("--wait-quiet", type=float, default=120,
+                   help="wait up to this many seconds for other work on the machine to stop "
+                        "before starting (it skews every figure) [120]")
+    p.add_argument("--quick", action="store_true", help="smoke run: --n 500 --duplicates 100")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.duplicates = 500, 100
+    if not re.fullmatch(r"postgresql://[\w.-]+@(127\.0\.0\.1|localhost)(:\d+)?", args.pg_url):
+        p.error("--pg-url must be postgresql://USER@127.0.0.1[:PORT]")
+    args.duplicates = min(args.duplicates, args.n)
+    return args
+
+
+def gunicorn_argv(args: argparse.Namespace, module: str, port: int) -> list[str]:
+    argv = [sys.executable, "-m", "gunicorn", "--workers", str(args.workers),
+            "--worker-class", args.worker_class, "--bind", f"{HOST}:{port}",
+            "--log-level", "warning", "--timeout", "60", "--graceful-timeout", "5"]
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    return [*argv, module]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def abort(signum, _frame):
+        raise SystemExit(f"aborted by signal {signum}")
+
+    def too_long(_signum, _frame):
+        raise TimeoutError(f"the run took longer than --deadline {args.deadline}s")
+
+    # SIGINT too: a shell starts background jobs with it ignored, and the children must
+    # still be stopped.
+    signal.signal(signal.SIGTERM, abort)
+    signal.signal(signal.SIGINT, abort)
+    signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(args.deadline)
+
+    sys.path.insert(0, str(ROOT))
+    from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
+
+    db_url = f"{args.pg_url.replace('postgresql://', 'postgresql+psycopg://')}/{args.db_name}"
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "bench-secret-key",
+        "LOG_LEVEL": args.log_level,
+        "RAIFFEISEN_SBP_MERCHANT_ID": SANDBOX_MERCHANT_ID,
+        "RAIFFEISEN_SECRET_KEY": SANDBOX_SECRET_KEY,
+        # Nothing listens there: the reconciler, should it run, reaches no bank.
+        "RAIFFEISEN_API_URL": "http://127.0.0.1:9",
+        "RECONCILE_INTERVAL_SECONDS": "86400",
+        "RECONCILE_QR_AFTER_SECONDS": "86400",
+        # No cash register here: only the bench's no-op job subscribes to "payment.paid".
+        "FISCAL_PROVIDER": "none",
+        "BENCH_WORKER_IDLE_SLEEP": "0.05",
+        "BENCH_APP_MODULE": args.app_module,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("FLASK_DEBUG", None)
+    os.environ.update({k: env[k] for k in ("APP_ENV", "DATABASE_URL", "SECRET_KEY",
+                                           "RAIFFEISEN_SBP_MERCHANT_ID", "FISCAL_PROVIDER",
+                                           "RAIFFEISEN_SECRET_KEY", "RAIFFEISEN_API_URL")})
+    rng = random.Random(args.seed)
+    procs = Processes(log_dir)
+    report: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {k: v for k, v in vars(args).items() if k != "pg_url"},
+        "logs": str(log_dir.relative_to(ROOT)),
+    }
+    try:
+        import psycopg
+
+        waited_quiet = time.monotonic()
+        report["background_load"] = background_load()
+        while (report["background_load"]["machine_busy_percent"] > 10
+               and time.monotonic() - waited_quiet < args.wait_quiet):
+            step("machine", f"{report['background_load']['machine_busy_percent']}% busy "
+                            f"{report['background_load']['top_processes_cpu_seconds']}; "
+                            "waiting for it to quieten (--wait-quiet)")
+            time.sleep(3)
+            report["background_load"] = background_load()
+        busy = report["background_load"]["machine_busy_percent"]
+        step("machine", f"{busy}% busy before the run"
+             + (f" - WARNING: other work is running "
+                f"{report['background_load']['top_processes_cpu_seconds']}; "
+                "the figures will be low and noisy" if busy > 10 else ""))
+        step("database", f"DROP/CREATE {args.db_name}, flask db upgrade")
+        recreate_database(args.pg_url, args.db_name)
+        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+                       cwd=ROOT, env=env, check=True, timeout=120,
+                       stdout=(log_dir / "migrate.log").open("wb"), stderr=subprocess.STDOUT)
+        started = time.perf_counter()
+        seeded = seed(args.n, rng)
+        step("seed", f"{len(seeded)} orders + open dynamic QRs in "
+                     f"{time.perf_counter() - started:.1f}s")
+        import importlib
+
+        from app import jobs
+
+        importlib.import_module(args.app_module)  # what the servers run: its subscribers
+
+        report["payment_paid_subscribers"] = jobs.subscribers("payment.paid")
+        report["code"] = code_version()
+        transaction_base = int(time.time() * 1000)
+        callbacks = [callback_req(s, transaction_base + i, SANDBOX_MERCHANT_ID,
+                                  SANDBOX_SECRET_KEY) for i, s in enumerate(seeded)]
+
+        kassa_port, bare_port = free_port(), free_port()
+        for i in range(args.job_workers):
+            procs.start(f"job-worker-{i + 1}", [sys.executable, "-m", "bench.worker"], env)
+        procs.start("kassa-web", gunicorn_argv(args, f"{args.app_module}:app", kassa_port), env)
+        procs.start("bare-web", gunicorn_argv(args, "bench.bare_app:app", bare_port), env)
+        wait_http(kassa_port, "GET", "/readyz", body=None, procs=procs)
+        wait_http(bare_port, "POST", "/sbp/callback", body=b"{}", procs=procs)
+        step("servers", f"kassa :{kassa_port}, bare :{bare_port}, "
+                        f"{args.job_workers} job workers; gunicorn "
+                        f"{' '.join(gunicorn_argv(args, '<app>', 0)[3:])}")
+
+        warm = args.warmup
+        run_load("warmup-bare", bare_port, callbacks[:warm], args, procs)
+        run_load("warmup-kassa", kassa_port,
+                 [Req(f"w{i}", "GET", "/readyz") for i in range(warm)], args, procs)
+        step("warm-up", f"{warm} callbacks to bare, {warm} GET /readyz to Kassa")
+
+        bare = run_load("bare", bare_port, callbacks, args, procs)
+        step("bare", _line(bare))
+        kassa = run_load("kassa", kassa_port, callbacks, args, procs)
+        step("kassa", _line(kassa))
+
+        with psycopg.connect(f"{args.pg_url}/{args.db_name}", autocommit=True) as conn:
+            waited = wait_jobs_done(conn, len(seeded), args.jobs_timeout)
+            step("jobs", f"all done {waited:.2f}s after the last callback was answered")
+            # The bare endpoint again, now that Kassa and its jobs are quiet: a second
+            # baseline shows how steady the machine was (the ratio uses the faster one).
+            bare_after = run_load("bare-after", bare_port, callbacks, args, procs)
+            step("bare again", _line(bare_after))
+            after_run = counts(conn)
+            sent_at = {k: s.sent_at for k, s in zip(kassa.keys, kassa.samples, strict=True)}
+            answered_at = {k: s.sent_at + s.latency
+                           for k, s in zip(kassa.keys, kassa.samples, strict=True)}
+            latency = job_latencies(conn, sent_at, answered_at)
+
+            picks = rng.sample(range(len(callbacks)), args.duplicates)
+            dup_reqs = [callbacks[i] for i in picks for _ in range(2)]
+            rng.shuffle(dup_reqs)
+            dups = run_load("duplicates", kassa_port, dup_reqs, args, procs)
+            step("duplicates", _line(dups))
+            time.sleep(1.0)  # anything a duplicate might have enqueued is now due
+            wait_jobs_done(conn, len(seeded), args.jobs_timeout)
+            after_dups = counts(conn)
+
+        report.update(build_report(
+            args, seeded=seeded, bare=bare, bare_after=bare_after, kassa=kassa, dups=dups,
+            after_run=after_run, after_dups=after_dups, latency=latency, waited=waited,
+            per_worker=jobs_per_worker(log_dir)))
+    finally:
+        signal.alarm(0)
+        procs.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"callbacks-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print_report(report)
+    print(f"\nreport: {out.relative_to(ROOT)}   logs: {report['logs']}/")
+    return 0 if report["correct"] else 1
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and how many files of app/ and migrations/ differ from it."""
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=30, check=False)
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "app", "migrations")
+    return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "uncommitted_files_in_app": len(changed.splitlines()) if changed else 0}
+
+
+def step(name: str, text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {name:<10} {text}", flush=True)
+
+
+def _line(result: LoadResult) -> str:
+    s = load_summary(result)
+    return (f"{s['requests']} requests in {s['wall_seconds']:.2f}s = "
+            f"{s['throughput_rps']:.0f} req/s, p50 {s['latency_ms']['p50']:.1f} ms, "
+            f"p99 {s['latency_ms']['p99']:.1f} ms, statuses {s['statuses']}")
+
+
+def _outcomes(result: LoadResult) -> dict[str, int]:
+    found: Counter[str] = Counter()
+    for sample in result.samples:
+        try:
+            found[str(json.loads(sample.body).get("outcome"))] += 1
+        except (ValueError, AttributeError):
+            found["<not json>"] += 1
+    return dict(found)
+
+
+def build_report(args, *, seeded, bare, bare_after, kassa, dups, after_run, after_dups,
+                 latency, waited, per_worker) -> dict:
+    n = len(seeded)
+    bare_s, kassa_s, dups_s = load_summary(bare), load_summary(kassa), load_summary(dups)
+    after_s = load_summary(bare_after)
+    best_bare = max(bare_s["throughput_rps"], after_s["throughput_rps"])
+    ratio = kassa_s["throughput_rps"] / best_bare
+    expected = expected_counts(seeded)
+    checks = []
+
+    def check(name: str, want, got) -> None:
+        checks.append({"check": name, "expected": want, "actual": got, "ok": want == got})
+
+    check("bare: HTTP 200 for every request", {"200": n}, bare.statuses())
+    check("bare (again): HTTP 200 for every request", {"200": n}, bare_after.statuses())
+    check("kassa: HTTP 200 for every callback", {"200": n}, kassa.statuses())
+    check("kassa: outcome 'paid' for every callback", {"paid": n}, _outcomes(kassa))
+    for name, want in expected.items():
+        check(f"after run: {name}", want, after_run[name])
+    check("duplicates: HTTP 200 for every resend", {"200": dups.n}, dups.statuses())
+    check("duplicates: outcome 'duplicate' for every resend", {"duplicate": dups.n},
+          _outcomes(dups))
+    for name, want in expected.items():
+        check(f"after duplicates: {name}", want, after_dups[name])
+    p99 = (latency["sent_to_done_ms"] or {}).get("p99", float("inf"))
+    foreign = {name: summary["cpu"]["other_work_percent_of_machine"] or 0.0
+               for name, summary in (("bare", bare_s), ("kassa", kassa_s),
+                                     ("bare_after", after_s))}
+    return {
+        "other_work_percent_of_machine": foreign,
+        "disturbed": any(v > 10 for v in foreign.values()),
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "bare": bare_s,
+        "bare_after": after_s,
+        "kassa": kassa_s,
+        "ratio_kassa_to_bare": round(ratio, 3),
+        "ratio_basis": "Kassa req/s over the faster of the two bare runs",
+        "ratio_of_cpu_bound_ceilings": round(
+            kassa_s["cpu"]["cpu_bound_ceiling_rps"]
+            / max(bare_s["cpu"]["cpu_bound_ceiling_rps"],
+                  after_s["cpu"]["cpu_bound_ceiling_rps"]), 3),
+        "ratio_to_each_bare_run": [
+            round(kassa_s["throughput_rps"] / bare_s["throughput_rps"], 3),
+            round(kassa_s["throughput_rps"] / after_s["throughput_rps"], 3)],
+        "goal_ratio_at_least_0_3": ratio >= 0.3,
+        "job_latency": latency,
+        "goal_job_p99_under_500_ms": p99 < 500,
+        "jobs_done_seconds_after_last_answer": round(waited, 3),
+        "noop_jobs_per_worker": per_worker,
+        "duplicates": {**dups_s, "distinct_callbacks": args.duplicates,
+                       "outcomes": _outcomes(dups)},
+        "counts_after_run": after_run,
+        "counts_after_duplicates": after_dups,
+        "checks": checks,
+        "correct": all(c["ok"] for c in checks),
+    }
+
+
+def _fmt_row(name: str, s: dict) -> str:
+    lat = s["latency_ms"]
+    return (f"  {name:<11}{s['throughput_rps']:>9.1f}{lat['p50']:>9.1f}{lat['p90']:>9.1f}"
+            f"{lat['p99']:>9.1f}{lat['max']:>9.1f}   {s['statuses']}")
+
+
+def print_report(r: dict) -> None:
+    st = r["settings"]
+    print(f"\n== Callback benchmark: {st['n']} callbacks, concurrency {st['concurrency']}, "
+          f"gunicorn {st['workers']} x {st['worker_class']}"
+          f"{' --threads ' + str(st['threads']) if st['threads'] else ''}, "
+          f"{st['job_workers']} job workers, client {st['client']}, "
+          f"{r['machine']['cores']} cores")
+    print(f"  code {r['code']['commit']} ({r['code']['uncommitted_files_in_app']} uncommitted "
+          f"files in app/, migrations/); payment.paid -> {r['payment_paid_subscribers']}")
+    print(f"  {'':<11}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}   statuses")
+    print(_fmt_row("bare Flask", r["bare"]))
+    print(_fmt_row("Kassa", r["kassa"]))
+    print(_fmt_row("bare again", r["bare_after"]))
+    print(_fmt_row("duplicates", r["duplicates"]))
+    goal = "MET" if r["goal_ratio_at_least_0_3"] else "MISSED"
+    print(f"  ratio Kassa/bare: {r['ratio_kassa_to_bare']:.3f}  (goal >= 0.3: {goal}; "
+          f"to each bare run: {r['ratio_to_each_bare_run']})")
+    print(f"  CPU-bound ceilings (cores / own CPU per request): Kassa "
+          f"{r['kassa']['cpu']['cpu_bound_ceiling_rps']} req/s, bare "
+          f"{r['bare']['cpu']['cpu_bound_ceiling_rps']} / "
+          f"{r['bare_after']['cpu']['cpu_bound_ceiling_rps']} req/s, ratio "
+          f"{r['ratio_of_cpu_bound_ceilings']} (steadier than req/s when the machine is shared)")
+    bg = r["background_load"]
+    print(f"  machine before the run: {bg['machine_busy_percent']}% busy "
+          f"{bg['top_processes_cpu_seconds']}")
+    jl = r["job_latency"]
+    goal = "MET" if r["goal_job_p99_under_500_ms"] else "MISSED"
+    print(f"\n  callback -> no-op job done ({jl['jobs']} jobs), ms:")
+    for label, key in (("sent -> done", "sent_to_done_ms"),
+                       ("answered -> done", "answered_to_done_ms"),
+                       ("enqueued -> done", "enqueued_to_done_ms")):
+        s = jl[key]
+        if s:
+            print(f"    {label:<17} p50 {s['p50']:>8.1f}  p95 {s['p95']:>8.1f}  "
+                  f"p99 {s['p99']:>8.1f}  max {s['max']:>8.1f}")
+    print(f"    goal p99 (sent -> done) < 500 ms: {goal}; all jobs done "
+          f"{r['jobs_done_seconds_after_last_answer']:.2f}s after the last answer")
+    print(f"    no-op jobs per worker: {r['noop_jobs_per_worker']}")
+    print("\n  CPU ms per request (machine busy %):")
+    for name in ("bare", "kassa", "bare_after"):
+        cpu = r[name]["cpu"]
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in cpu["cpu_ms_per_request"].items() if v)
+        print(f"    {name:<10} {parts}  ({cpu['machine_busy_percent']}% of "
+              f"{cpu['cores']} cores)")
+        other = cpu["other_work_percent_of_machine"]
+        print(f"               other work on the machine: {other}% of it"
+              + (" - DISTURBED: figures are low" if other and other > 10 else "")
+              + (f"; top: {cpu['top_other_processes']}" if cpu["top_other_processes"] else ""))
+    print("\n  counts                          after run   after duplicates")
+    for name, value in r["counts_after_run"].items():
+        print(f"    {name:<30}{value:>10}{r['counts_after_duplicates'][name]:>12}")
+    if r["disturbed"]:
+        print(f"\n  MEASUREMENT DISTURBED: other work took {r['other_work_percent_of_machine']} % "
+              "of the machine during the phases; run again on a quiet machine")
+    failed = [c for c in r["checks"] if not c["ok"]]
+    print(f"\n  correctness: {len(r['checks']) - len(failed)}/{len(r['checks'])} checks passed"
+          + ("" if not failed else " - FAILED:"))
+    for c in failed:
+        print(f"    {c['check']}: expected {c['expected']}, got {c['actual']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
