@@ -30,7 +30,6 @@ from app.fiscal.receipt import (
     ReceiptLine,
     RegisterResult,
 )
-from app.httpclient import ProviderError
 from app.jobs import enqueue, publish
 from app.models import (
     Job,
@@ -393,8 +392,3 @@ def reconcile(*, limit: int = 100) -> dict[str, int]:
     db.session.commit()
     return {"requeued": requeued}
 
-
-__all__ = [
-    "ProviderError", "create_refund_receipt", "create_sale_receipt", "handle_atol_callback",
-    "poll", "reconcile", "retry_failed", "submit",
-]
