@@ -355,9 +355,11 @@ def handle_atol_callback(raw_body: bytes) -> str:
         db.session.rollback()
         return status
     key = f"fiscal.poll:{receipt.id}:{receipt.attempt}"
+    now = utcnow()
     moved = db.session.execute(
         sa.update(Job).where(Job.key == key, Job.status == JobStatus.QUEUED)
-        .values(run_at=utcnow())
+        # Sooner, never later: a poll already overdue keeps its place in the queue.
+        .values(run_at=sa.case((Job.run_at > now, now), else_=Job.run_at))
     ).rowcount
     if not moved:
         enqueue("fiscal.poll", {"receipt_id": receipt.id},
