@@ -24,9 +24,12 @@ def poll(payload: dict) -> None:
     receipt_id = int(payload["receipt_id"])
     if services.poll(receipt_id) == "wait":
         receipt = db.session.get(Receipt, receipt_id)
-        age = (utcnow() - receipt.created_at).total_seconds()
+        since = receipt.submitted_at or receipt.created_at
+        age = (utcnow() - since).total_seconds()
         db.session.rollback()
-        # Poll fast while a receipt is young (registers take seconds), then back off.
+        # Poll about once a second while the register is likely still working on it (it
+        # takes seconds), then back off: the time counts from submission, not from when
+        # the receipt was written, so a backlog before submission doesn't slow the polls.
         raise RetryJob(min(max(age / 5, services.POLL_FIRST_DELAY), services.POLL_MAX_DELAY),
                        f"receipt {receipt_id} still processing")
 

@@ -261,6 +261,7 @@ def _apply(receipt_id: int, result: RegisterResult) -> str:
     if result.status == WAIT:
         if receipt.status == ReceiptStatus.PENDING:
             receipt.set_status(ReceiptStatus.WAIT)
+            receipt.submitted_at = utcnow()
         _schedule_poll(receipt)
     elif result.status == DONE:
         _store_fiscal_data(receipt, result)
@@ -315,6 +316,7 @@ def _resubmit(receipt: Receipt) -> None:
     receipt.attempt += 1
     receipt.external_id = _external_id(receipt)
     receipt.provider_id = None
+    receipt.submitted_at = None
     receipt.set_status(ReceiptStatus.PENDING)
     enqueue("fiscal.submit", {"receipt_id": receipt.id},
             key=f"fiscal.submit:{receipt.id}:{receipt.attempt}")

@@ -82,6 +82,8 @@ class Receipt(TimestampMixin, db.Model):
     fns_site: Mapped[str | None] = mapped_column(sa.String(64))
     ofd_inn: Mapped[str | None] = mapped_column(sa.String(12))
     ofd_receipt_url: Mapped[str | None] = mapped_column(sa.String(500))
+    # When the register accepted the current attempt (polls back off from here).
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
