@@ -34,7 +34,6 @@ during which other processes took more than --max-other-share of the CPU is repe
     .venv/bin/python bench/receipts.py --quick          # 100 payments
     .venv/bin/python bench/receipts.py --processing 0.5 --atol-callbacks on
     .venv/bin/python bench/receipts.py --sqlite         # one worker on SQLite
-    .venv/bin/python bench/receipts.py --variant priority,callback  # receipts_variant.py
     .venv/bin/python bench/receipts.py --profile-worker --workers 1   # cProfile of worker-1
 
 Writes bench/results/receipts-<timestamp>.json and logs-receipts-<timestamp>/ (each run's
@@ -490,7 +489,6 @@ def kassa_env(args: argparse.Namespace, db_url: str, sandbox_port: int, public_u
         # Only at start (before the payments): the reconcilers stay out of the measurement.
         "RECONCILE_INTERVAL_SECONDS": "86400",
         "RECONCILE_QR_AFTER_SECONDS": "86400",
-        "BENCH_RECEIPTS_VARIANT": args.variant,
         "NO_PROXY": "127.0.0.1,localhost",
         "PYTHONUNBUFFERED": "1",
     })
@@ -500,8 +498,6 @@ def kassa_env(args: argparse.Namespace, db_url: str, sandbox_port: int, public_u
 def run_one(args: argparse.Namespace, *, workers: int, callbacks_on: bool,
             log_root: Path, rep: int = 0) -> dict[str, Any]:
     label = f"{workers}w-callbacks-{'on' if callbacks_on else 'off'}"
-    if args.variant:
-        label += f"+{args.variant}"
     if args.repeat > 1:
         label += f"#{rep + 1}"
     run_dir = log_root.parent / f"{label}-{log_root.name}"
@@ -541,14 +537,13 @@ def run_one(args: argparse.Namespace, *, workers: int, callbacks_on: bool,
             sys.executable, "-m", "gunicorn", "--workers", str(args.web_workers),
             "--bind", f"{HOST}:{kassa_port}", "--log-level", "warning", "--timeout", "60",
             "--graceful-timeout", "5",
-            "bench.receipts_variant:app" if args.variant else "wsgi:app"], env)
+            "wsgi:app"], env)
         wait_http(sandbox_port, "GET", "/sandbox/fiscal/state", body=None, procs=procs)
         wait_http(kassa_port, "GET", "/readyz", body=None, procs=procs)
         for i in range(workers):
             profile = ["-m", "cProfile", "-o", str(run_dir / "worker-1.prof")] if (
                 args.profile_worker and i == 0) else []
-            command = (["-m", "bench.receipts_variant"] if args.variant
-                       else ["-m", "flask", "--app", "wsgi", "worker"])
+            command = ["-m", "flask", "--app", "wsgi", "worker"]
             procs.start(f"worker-{i + 1}", [sys.executable, *profile, *command], env)
         wait_workers_ready(db, procs, run_dir, workers)
         step("ready", f"sandbox :{sandbox_port}, kassa web :{kassa_port} "
@@ -1061,9 +1056,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "worker-1-profile.txt; it slows that worker down")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each configuration; medians are compared [1]")
-    p.add_argument("--variant", default="",
-                   help="run web and workers from bench/receipts_variant.py with these "
-                        "prototype fixes: priority,callback,nolookup (comma-separated) []")
     p.add_argument("--seed", type=int, default=20240601, help="random seed for the data")
     args = p.parse_args(argv)
     if args.quick:
@@ -1076,8 +1068,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--workers: comma-separated integers, e.g. 1,2")
     if not all(1 <= w <= 16 for w in args.worker_counts):
         p.error("--workers: 1..16 each")
-    if args.variant and not set(args.variant.split(",")) <= {"priority", "callback", "nolookup"}:
-        p.error("--variant: comma-separated priority, callback, nolookup")
     if not re.fullmatch(r"postgresql://[\w.-]+@(127\.0\.0\.1|localhost)(:\d+)?", args.pg_url):
         p.error("--pg-url must be postgresql://USER@127.0.0.1[:PORT]")
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db_name):
