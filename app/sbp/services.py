@@ -398,18 +398,7 @@ def _cancel_dynamic_at_bank(qr_code_id: int) -> None:
     try:
         get_bank().cancel_qr(qr_id)
     except ProviderError as exc:
-        if exc.code != "ORDER_HAS_FINAL_STATUS":
-            raise _bank_failure(exc) from exc
-        # Paid, expired or cancelled at the bank already: learn which before going on.
-        poll_qr(qr_code_id)
-        status = db.session.get(QrCode, qr_code_id).status
-        if status == QrStatus.PAID:
-            raise InvalidStateError(_l("Покупатель уже оплатил этот QR-код"),
-                                    code="order_paid") from exc
-        if status == QrStatus.ACTIVE:
-            raise _bank_failure(exc) from exc
-        db.session.rollback()
-        return
+        _learn_why_not_cancelled(exc, poll_qr, QrCode, qr_code_id, QrStatus)
     qr = _lock(QrCode, qr_code_id)
     if qr.status == QrStatus.ACTIVE:
         qr.set_status(QrStatus.CANCELLED)
@@ -417,24 +406,36 @@ def _cancel_dynamic_at_bank(qr_code_id: int) -> None:
 
 
 def _deactivate_at_bank(activation_id: int) -> None:
-    activation = db.session.get(CashLinkActivation, activation_id)
-    bank_order_id = activation.bank_order_id
+    """Take a sale off its cash link at the bank; if the bank says it is paid, record that."""
+    bank_order_id = db.session.get(CashLinkActivation, activation_id).bank_order_id
     db.session.rollback()
     try:
         get_bank().deactivate_cash_link(bank_order_id)
     except ProviderError as exc:
-        if exc.code != "ORDER_HAS_FINAL_STATUS":
-            raise _bank_failure(exc) from exc
-        poll_activation(activation_id)
-        activation = db.session.get(CashLinkActivation, activation_id)
-        if activation.status == ActivationStatus.PAID:
-            raise InvalidStateError(_l("Покупатель уже оплатил этот заказ"),
-                                    code="order_paid") from exc
-        if activation.status == ActivationStatus.ACTIVE:
-            raise _bank_failure(exc) from exc
+        _learn_why_not_cancelled(exc, poll_activation, CashLinkActivation, activation_id,
+                                 ActivationStatus)
     activation = _lock(CashLinkActivation, activation_id)
     _close_activation(activation, ActivationStatus.CANCELLED)
     db.session.commit()
+
+
+def _learn_why_not_cancelled(exc: ProviderError, poll, model, ident: int, statuses) -> None:
+    """The bank refused a cancel. ORDER_HAS_FINAL_STATUS means paid, expired or cancelled
+    already: ask the bank which (`poll` records a payment), and refuse only a paid one.
+
+    :raises InvalidStateError: the customer has paid.
+    :raises BankError: any other refusal, or the bank's answers disagree.
+    """
+    if exc.code != "ORDER_HAS_FINAL_STATUS":
+        raise _bank_failure(exc) from exc
+    poll(ident)
+    status = db.session.get(model, ident).status
+    db.session.rollback()
+    if status == statuses.PAID:
+        raise InvalidStateError(_l("Покупатель уже оплатил этот заказ"),
+                                code="order_paid") from exc
+    if status == statuses.ACTIVE:
+        raise _bank_failure(exc) from exc
 
 
 def _close_activation(activation: CashLinkActivation, to: ActivationStatus) -> None:
