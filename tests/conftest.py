@@ -4,6 +4,8 @@ HTTP, the app served on loopback for the bank's callbacks, and a worker thread."
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +35,16 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def decode_qr(png: bytes) -> str:
+    """What a phone camera reads from a QR image (zbarimg, Debian's zbar-tools)."""
+    with tempfile.NamedTemporaryFile(suffix=".png") as image:
+        image.write(png)
+        image.flush()
+        out = subprocess.run(["zbarimg", "-q", "--raw", image.name], capture_output=True,
+                             text=True, check=True, timeout=20)
+    return out.stdout.strip()
 
 
 @pytest.fixture(scope="session")

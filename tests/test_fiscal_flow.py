@@ -4,8 +4,6 @@ all over real HTTP. Every sale and refund gets its receipt once; faults delay, n
 from __future__ import annotations
 
 import re
-import subprocess
-import tempfile
 
 import pytest
 import requests
@@ -25,7 +23,7 @@ from app.models import (
 )
 from app.orders.services import Line, create_order
 from app.sbp import services as sbp
-from tests.conftest import wait_for
+from tests.conftest import decode_qr, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -78,15 +76,6 @@ def _done(stack, count=1):
     )
 
 
-def _decode_qr(png: bytes) -> str:
-    with tempfile.NamedTemporaryFile(suffix=".png") as image:
-        image.write(png)
-        image.flush()
-        out = subprocess.run(["zbarimg", "-q", "--raw", image.name], capture_output=True,
-                             text=True, check=True, timeout=20)
-    return out.stdout.strip()
-
-
 def test_sale_then_refund_receipts_with_fiscal_data_and_public_page(stack):
     stack.start_worker()
     payment_id = _pay_cart(stack)
@@ -117,7 +106,7 @@ def test_sale_then_refund_receipts_with_fiscal_data_and_public_page(stack):
         assert text in html, text
     # ... and a check QR that decodes to exactly the stored fiscal data.
     qr_png = requests.get(f"{stack.web.url}/fiscal/r/{sale.token}/check.png", timeout=5)
-    decoded = _decode_qr(qr_png.content)
+    decoded = decode_qr(qr_png.content)
     when = sale.receipt_datetime.astimezone(_moscow()).strftime("%Y%m%dT%H%M")
     assert decoded == (f"t={when}&s=1490.00&fn={sale.fn_number}"
                        f"&i={sale.fiscal_document_number}&fp={sale.fiscal_document_attribute}&n=1")
@@ -144,7 +133,7 @@ def test_sale_then_refund_receipts_with_fiscal_data_and_public_page(stack):
     refund_page = requests.get(f"{stack.web.url}/fiscal/r/{receipts[2].token}", timeout=5).text
     assert "Возврат прихода" in refund_page
     qr_png = requests.get(f"{stack.web.url}/fiscal/r/{receipts[2].token}/check.png", timeout=5)
-    assert _decode_qr(qr_png.content).endswith("&n=2")
+    assert decode_qr(qr_png.content).endswith("&n=2")
     assert all(count == 1 for count in _register(stack)["counts"].values())
 
 
