@@ -27,7 +27,7 @@ import time
 import uuid as uuidlib
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,6 +39,7 @@ from . import clock
 from .errors import BankError
 from .jsonio import Amount
 from .money import format_amount
+from .outgoing import Outgoing
 from .settings import SandboxSettings
 
 ATOL = "atol"
@@ -175,19 +176,11 @@ class FiscalDocument:
     finished_at: datetime | None = None
 
 
-@dataclass
-class CallbackDelivery:
-    """An ATOL callback; the worker treats it like :class:`~app.sandbox.state.Delivery`."""
+@dataclass(kw_only=True)
+class CallbackDelivery(Outgoing):
+    """An ATOL callback (ATOL does not sign them)."""
 
     uuid: str
-    url: str
-    body: str
-    next_due: float | None
-    signature: str | None = None  # ATOL callbacks are not signed
-    attempts: list[Any] = field(default_factory=list)
-    delivered: bool = False
-    gave_up: bool = False
-    first_monotonic: float | None = None
 
     @property
     def label(self) -> str:

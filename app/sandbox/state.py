@@ -26,6 +26,7 @@ from .fiscal_state import CallbackDelivery, FiscalState
 from .jsonio import Amount
 from .money import format_amount
 from .nspk import build_payload, new_qr_id
+from .outgoing import Attempt, Outgoing
 from .settings import SandboxSettings
 from .signature import build_notification
 
@@ -106,27 +107,11 @@ class Refund:
     completed_at: datetime | None = None
 
 
-@dataclass
-class Attempt:
-    at: datetime
-    url: str
-    status_code: int | None = None
-    error: str | None = None
-
-
-@dataclass
-class Delivery:
-    """One notification (per transaction) and its delivery attempts."""
+@dataclass(kw_only=True)
+class Delivery(Outgoing):
+    """The bank's payment notification of one transaction."""
 
     transaction_id: int
-    url: str
-    body: str
-    signature: str | None
-    next_due: float | None  # time.monotonic(); None while in flight or when finished
-    attempts: list[Attempt] = field(default_factory=list)
-    delivered: bool = False
-    gave_up: bool = False
-    first_monotonic: float | None = None
 
     @property
     def label(self) -> str:

@@ -11,8 +11,9 @@ import requests
 
 from . import clock
 from .fiscal_state import CallbackDelivery
+from .outgoing import Attempt
 from .signature import SIGNATURE_HEADER
-from .state import Attempt, Delivery, SandboxState
+from .state import Delivery, SandboxState
 
 log = logging.getLogger(__name__)
 
