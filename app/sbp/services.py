@@ -532,16 +532,19 @@ def _record_success(qr: QrCode, info: PaymentInfo) -> str:
         return "duplicate_payment"
 
     amount = info.amount_kopecks or 0
+    if amount <= 0:
+        qr.flag_for_review(f"bank reported a payment of {amount} kopecks")
+        logger.error("QR %s: payment of %s kopecks reported; flagged", qr.qr_id, amount)
+        return "bad_amount"
+    mismatch = expected is not None and amount != expected
+    reason = f"bank reported {amount} kopecks, QR asked for {expected}" if mismatch else None
     payment = Payment(
         qr_code_id=qr.id, activation_id=activation.id if activation else None,
         order_id=order_id, transaction_id=info.transaction_id, amount_kopecks=amount,
-        status=PaymentStatus.PAID, paid_at=info.transaction_date or utcnow(),
+        status=PaymentStatus.REVIEW if mismatch else PaymentStatus.PAID,
+        review_reason=reason, paid_at=info.transaction_date or utcnow(),
     )
-    if amount <= 0 or (expected is not None and amount != expected):
-        reason = f"bank reported {amount} kopecks, QR asked for {expected}"
-        payment.status = PaymentStatus.REVIEW
-        payment.review_reason = reason
-        payment.amount_kopecks = max(amount, 1)
+    if mismatch:
         qr.flag_for_review(reason)
         db.session.add(payment)
         db.session.flush()
