@@ -363,28 +363,32 @@ def test_worker_that_lost_its_lease_does_not_overwrite_the_result(app, other_fin
     assert (job.status, job.attempts, job.last_error) == (JobStatus.DONE, 2, None)
 
 
-def test_worker_does_not_start_a_job_whose_lease_ran_out_in_its_batch(app):
+def test_worker_does_not_start_a_job_whose_lease_ran_out_in_its_batch(make_app):
     """A claims two jobs; the first is so slow that the second's lease runs out and B runs
     it. A must then not run the second job's handler again: it is done."""
-    slow_worker, other = Worker(app, worker_id="A", batch=2), Worker(app, worker_id="B")
-    calls = []
+    app = make_app(JOB_LEASE_SECONDS=1)
+    with app.app_context():
+        slow_worker, other = Worker(app, worker_id="A", batch=2), Worker(app, worker_id="B")
+        calls = []
 
-    @jobs.handler("test.batch")
-    def handle(payload):
-        calls.append(payload["n"])
-        if payload["n"] == 1:
-            _take_over(app, second, other, run=True)
+        @jobs.handler("test.batch")
+        def handle(payload):
+            calls.append(payload["n"])
+            if payload["n"] == 1:
+                # More than half the lease passes, so A asks before it starts job 2.
+                time.sleep(0.6)
+                _take_over(app, second, other, run=True)
 
-    enqueue_committed("test.batch", {"n": 1})
-    second = enqueue_committed("test.batch", {"n": 2})
+        enqueue_committed("test.batch", {"n": 1})
+        second = enqueue_committed("test.batch", {"n": 2})
 
-    assert slow_worker.run_once() == 2
+        assert slow_worker.run_once() == 2
 
-    assert calls == [1, 2], "job 2 ran again after B had finished it"
-    assert [r.status for r in job_rows()] == [JobStatus.DONE, JobStatus.DONE]
-    # A's claim counted as an attempt (as for a worker that died); B's run is the second.
-    job = job_row(second)
-    assert (job.attempts, job.last_error) == (2, None)
+        assert calls == [1, 2], "job 2 ran again after B had finished it"
+        assert [r.status for r in job_rows()] == [JobStatus.DONE, JobStatus.DONE]
+        # A's claim counted as an attempt (as for a worker that died); B's run is the second.
+        job = job_row(second)
+        assert (job.attempts, job.last_error) == (2, None)
 
 
 def test_stopping_worker_gives_back_the_jobs_it_did_not_start(app):

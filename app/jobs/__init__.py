@@ -96,7 +96,7 @@ def enqueue(
         "key": key,
         "status": JobStatus.QUEUED,
         "attempts": 0,
-        "max_attempts": max_attempts or _default_max_attempts(),
+        "max_attempts": max_attempts or default_max_attempts(),
         "run_at": run_at or now,
         "created_at": now,
         "updated_at": now,
@@ -126,7 +126,8 @@ def publish(event: str, payload: dict[str, Any], *, key: str) -> list[str]:
     return names
 
 
-def _default_max_attempts() -> int:
+def default_max_attempts() -> int:
+    """JOB_MAX_ATTEMPTS of the current app (12 unless configured)."""
     from flask import current_app
 
     return int(current_app.config.get("JOB_MAX_ATTEMPTS", 12))

@@ -8,6 +8,7 @@ another worker takes them again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -23,11 +24,14 @@ from flask import Flask
 from app.extensions import db
 from app.jobs import RetryJob, get_handler, periodic_jobs
 from app.models import Job, JobStatus, utcnow
+from app.models.base import UTCDateTime
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
+# Jobs that succeeded are marked done together; one waits at most this long for the rest.
+DONE_FLUSH_SECONDS = 0.2
 
 
 def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
@@ -67,29 +71,53 @@ class Worker:
             try:
                 with self.app.app_context():
                     self.arm_periodic()
-                    done = self.run_once()
+                    claimed = self.run_once()
             except Exception:
                 # The database may be restarting: wait and try again; nothing is lost.
                 logger.exception("worker loop error")
-                done = 0
-            if not done:
+                claimed = 0
+            # Less than a full batch means the queue is drained: wait, and let the next
+            # claim gather what arrives meanwhile instead of one job per round trip.
+            if claimed < self.batch:
                 self.stop.wait(idle)
         logger.info("worker %s stopped", self.worker_id)
 
     def run_once(self) -> int:
         """Claim up to `batch` due jobs and run them. Needs an app context.
 
+        Jobs that succeed are marked done together, in one UPDATE, when the batch ends or
+        before the next job starts once DONE_FLUSH_SECONDS have passed. So a mark waits at
+        most for one handler (bounded by its HTTP timeouts, far below the lease); a worker
+        that dies in between leaves the jobs leased, and they run again after the lease
+        (every handler is idempotent).
+
         :returns: how many jobs were claimed.
         """
+        claimed_at = time.monotonic()  # no later than the start of the lease
         claimed = self._claim()
-        for index, job in enumerate(claimed):
-            if self.stop.is_set():
-                self._release([j.id for j in claimed[index:]])
-                break
-            # The first job was leased a moment ago; a later one waited while the earlier
-            # ones ran, and its lease may have run out and gone to another worker.
-            if index == 0 or self._still_ours(job.id):
-                self._run(job.id, job.name, dict(job.payload or {}), job.attempts)
+        done: list[int] = []
+        done_since = 0.0
+        try:
+            for index, job in enumerate(claimed):
+                if self.stop.is_set():
+                    self._release([j.id for j in claimed[index:]])
+                    break
+                if done and time.monotonic() - done_since > DONE_FLUSH_SECONDS:
+                    self._done(done)
+                    done = []
+                # The first job was leased a moment ago. A later one waited while the
+                # earlier ones ran: once half its lease has gone, it may have run out and
+                # gone to another worker, so ask the database before starting it.
+                if (index and time.monotonic() - claimed_at > self.lease.total_seconds() / 2
+                        and not self._still_ours(job.id)):
+                    continue
+                if self._run(job.id, job.name, dict(job.payload or {}), job.attempts):
+                    if not done:
+                        done_since = time.monotonic()
+                    done.append(job.id)
+        finally:
+            if done:
+                self._done(done)
         return len(claimed)
 
     def _still_ours(self, job_id: int) -> bool:
@@ -130,39 +158,21 @@ class Worker:
         taken over on its last attempt is buried instead of run.
         """
         now = utcnow()
-        jobs = Job.__table__
-        picked = (
-            sa.select(jobs.c.id, jobs.c.status.label("was"), jobs.c.locked_by.label("held_by"))
-            .where(sa.or_(
-                sa.and_(jobs.c.status == JobStatus.QUEUED, jobs.c.run_at <= now),
-                sa.and_(jobs.c.status == JobStatus.RUNNING, jobs.c.locked_until < now),
-            ))
-            .order_by(jobs.c.run_at, jobs.c.id).limit(self.batch)
-            .with_for_update(skip_locked=True)
-        )
-        lease = sa.update(jobs).values(
-            status=JobStatus.RUNNING, attempts=jobs.c.attempts + 1, locked_by=self.worker_id,
-            locked_until=now + self.lease, updated_at=now,
-        )
-        returned = (jobs.c.id, jobs.c.name, jobs.c.payload, jobs.c.attempts,
-                    jobs.c.max_attempts, jobs.c.run_at, jobs.c.last_error)
+        params = {"now": now, "batch": self.batch, "worker": self.worker_id,
+                  "until": now + self.lease}
         try:
             if db.session.get_bind().dialect.name == "postgresql":
                 # One round trip: pick, lease and return in a single statement.
-                cte = picked.cte("picked")
-                rows = db.session.execute(
-                    lease.where(jobs.c.id == cte.c.id)
-                    .returning(*returned, cte.c.was, cte.c.held_by)
-                ).all()
+                rows = db.session.execute(_claim_statement(), params).all()
             else:
                 # SQLite's RETURNING sees only the updated table; its write lock (BEGIN
-                # IMMEDIATE) already keeps other workers out between the two statements.
-                before = {r.id: r for r in db.session.execute(picked)}
+                # IMMEDIATE) already keeps other workers out between the statements.
+                due, lost, lease = _claim_statements_sqlite()
+                before = {r.id: r for r in (*db.session.execute(due, params),
+                                            *db.session.execute(lost, params))}
                 rows = [
                     _Claimed(*row, before[row.id].was, before[row.id].held_by)
-                    for row in db.session.execute(
-                        lease.where(jobs.c.id.in_(before)).returning(*returned)
-                    )
+                    for row in db.session.execute(lease, {**params, "ids": list(before)})
                 ] if before else []
             claimed = []
             for row in sorted(rows, key=lambda r: (r.run_at, r.id)):
@@ -188,9 +198,14 @@ class Worker:
         job = db.session.get(Job, job_id)
         name, payload, attempts = job.name, dict(job.payload or {}), job.attempts
         db.session.rollback()  # end the read transaction before the handler's own work
-        self._run(job_id, name, payload, attempts)
+        if self._run(job_id, name, payload, attempts):
+            self._done([job_id])
 
-    def _run(self, job_id: int, name: str, payload: dict, attempts: int) -> None:
+    def _run(self, job_id: int, name: str, payload: dict, attempts: int) -> bool:
+        """Run the handler; a failure is recorded at once.
+
+        :returns: True when the handler succeeded: the caller marks the job done.
+        """
         fn = get_handler(name)
         started = time.monotonic()
         try:
@@ -209,26 +224,25 @@ class Worker:
             self._finish(job_id, retry_in=backoff_seconds(attempts, self.backoff_base),
                          error=repr(exc)[:2000])
         else:
+            # Services commit their own work; this ends whatever a handler left open (as
+            # the job's own UPDATE did when jobs were marked done one at a time).
+            db.session.commit()
             logger.info(
                 "job %s %s done in %.0f ms", job_id, name, (time.monotonic() - started) * 1000
             )
-            self._done(job_id)
+            return True
+        return False
 
-    def _done(self, job_id: int) -> None:
-        """Mark a job done with one guarded UPDATE: only if our lease still holds it."""
-        now = utcnow()
-        jobs = Job.__table__
-        updated = db.session.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.locked_by == self.worker_id,
-                   jobs.c.status == JobStatus.RUNNING)
-            .values(status=JobStatus.DONE, finished_at=now, updated_at=now, locked_by=None,
-                    locked_until=None, last_error=None)
-        ).rowcount
+    def _done(self, job_ids: list[int]) -> None:
+        """Mark jobs done with one guarded UPDATE: only those our lease still holds."""
+        updated = db.session.execute(_done_statement(), {
+            "ids": job_ids, "worker": self.worker_id, "now": utcnow(),
+        }).rowcount
         db.session.commit()
-        if not updated:
+        if updated != len(job_ids):
             # Our lease ran out and another worker took the job: its outcome wins.
-            logger.warning("job %s: lease lost; result dropped", job_id)
+            logger.warning("jobs %s: %d of them lost their lease; their results dropped",
+                           job_ids, len(job_ids) - updated)
 
     def _finish(
         self,
@@ -294,3 +308,70 @@ class Worker:
                 .values(status=JobStatus.QUEUED, run_at=now, attempts=0, updated_at=now)
             )
         db.session.commit()
+
+
+# -- statements, built once: a worker runs them several times a second -----------------------
+
+_RETURNED = ("id", "name", "payload", "attempts", "max_attempts", "run_at", "last_error")
+
+
+def _pickers():
+    """Two pickers, each served by its own partial index (models/jobs.py): queued jobs
+    that are due, oldest first, and running jobs whose lease ran out.
+
+    Kept apart rather than OR-ed: an OR makes PostgreSQL scan both indexes with a bitmap,
+    which walks every dead index entry a busy queue leaves behind until VACUUM, while a
+    plain index scan marks them dead and skips them from then on.
+    """
+    jobs = Job.__table__
+    columns = (jobs.c.id, jobs.c.status.label("was"), jobs.c.locked_by.label("held_by"))
+    now, batch = sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("batch")
+    due = (sa.select(*columns)
+           .where(jobs.c.status == JobStatus.QUEUED, jobs.c.run_at <= now)
+           .order_by(jobs.c.run_at, jobs.c.id).limit(batch))
+    lost = (sa.select(*columns)
+            .where(jobs.c.status == JobStatus.RUNNING, jobs.c.locked_until < now)
+            .order_by(jobs.c.locked_until).limit(batch))
+    return due, lost
+
+
+def _lease():
+    jobs = Job.__table__
+    now = sa.bindparam("now", type_=UTCDateTime())
+    return sa.update(jobs).values(
+        status=JobStatus.RUNNING, attempts=jobs.c.attempts + 1,
+        locked_by=sa.bindparam("worker"),
+        locked_until=sa.bindparam("until", type_=UTCDateTime()), updated_at=now,
+    )
+
+
+@functools.cache
+def _claim_statement():
+    jobs = Job.__table__
+    due, lost = (q.with_for_update(skip_locked=True) for q in _pickers())
+    due, lost = due.cte("due"), lost.cte("lost")
+    picked = sa.union_all(sa.select(due), sa.select(lost)).subquery("picked")
+    return (_lease().where(jobs.c.id == picked.c.id)
+            .returning(*(jobs.c[name] for name in _RETURNED), picked.c.was, picked.c.held_by))
+
+
+@functools.cache
+def _claim_statements_sqlite():
+    jobs = Job.__table__
+    due, lost = _pickers()
+    lease = (_lease().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+             .returning(*(jobs.c[name] for name in _RETURNED)))
+    return due, lost, lease
+
+
+@functools.cache
+def _done_statement():
+    jobs = Job.__table__
+    now = sa.bindparam("now", type_=UTCDateTime())
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)),
+               jobs.c.locked_by == sa.bindparam("worker"), jobs.c.status == JobStatus.RUNNING)
+        .values(status=JobStatus.DONE, finished_at=now, updated_at=now, locked_by=None,
+                locked_until=None, last_error=None)
+    )

@@ -22,7 +22,17 @@ class JobStatus(enum.Enum):
 class Job(TimestampMixin, db.Model):
     __tablename__ = "jobs"
     __table_args__ = (
-        sa.Index("ix_jobs_status_run_at", "status", "run_at"),
+        # Partial indexes, one per question the worker and the admin ask: each stays as
+        # small as the queue, not as big as the history (app/jobs/worker.py).
+        sa.Index("ix_jobs_queued_run_at", "run_at", "id",
+                 postgresql_where=sa.text("status = 'queued'"),
+                 sqlite_where=sa.text("status = 'queued'")),
+        sa.Index("ix_jobs_running_locked_until", "locked_until",
+                 postgresql_where=sa.text("status = 'running'"),
+                 sqlite_where=sa.text("status = 'running'")),
+        sa.Index("ix_jobs_dead_finished_at", "finished_at",
+                 postgresql_where=sa.text("status = 'dead'"),
+                 sqlite_where=sa.text("status = 'dead'")),
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     )
 
