@@ -1,0 +1,223 @@
+"""The common bank callback in one PostgreSQL statement: a dynamic QR paid in full.
+
+Nearly every callback a shop receives says "this dynamic QR was paid, the sum it asked
+for". `apply_bank_event` (app/sbp/services.py) handles it with the ORM in about eight
+statements; on PostgreSQL the same change is one statement of data-modifying CTEs, which
+costs a quarter of the CPU in the web process and the database (bench/README.md):
+
+    qr    UPDATE qr_codes  -> paid     where it is a dynamic QR that may become paid,
+                                       asks for exactly this sum, is not flagged, and
+                                       its order may become paid
+    ev    INSERT bank_events           the raw notification, outcome "paid"
+    pay   INSERT payments              status paid
+    ord   UPDATE orders    -> paid
+    jobs  INSERT jobs                  one per subscriber of "payment.paid"
+
+Every CTE hangs off `qr`: when the QR is not in that state, nothing at all is written and
+the caller takes the general path, which knows every other case (a repeat, a sum that
+differs, a static QR, a cash link, an unknown QR). The "from" statuses come from the same
+transition tables the models use, so there is still one table per aggregate.
+
+The caller runs this in its own transaction and commits only when every part reports
+one row; otherwise it rolls back and takes the general path. A repeat of a callback that
+was recorded finds the QR paid and writes nothing; a repeat that races the first one waits
+on the QR's row lock and then finds it paid. A bank event already on file under the same
+key (it could only come from the general path) makes the INSERT fail: the caller rolls
+back and the general path answers "duplicate".
+
+This module knows tables, not Flask: the caller passes values and executes.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from app.models import (
+    ORDER_TRANSITIONS,
+    QR_TRANSITIONS,
+    BankEvent,
+    Job,
+    JobStatus,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    QrCode,
+    QrKind,
+    QrStatus,
+)
+
+
+def _may_become(table, to) -> list:
+    return sorted((status for status, targets in table.items() if to in targets),
+                  key=lambda status: status.value)
+
+
+def _one_of(column, statuses):
+    # Plain "=" terms rather than IN (...): an IN list is re-rendered on every execution.
+    return sa.or_(*(column == status for status in statuses))
+
+
+QR_FROM = _may_become(QR_TRANSITIONS[QrKind.DYNAMIC], QrStatus.PAID)
+ORDER_FROM = _may_become(ORDER_TRANSITIONS, OrderStatus.PAID)
+OUTCOME = "paid"
+
+
+def _param(name: str, type_=None):
+    """A value given at execution; `sql()` turns the marker into psycopg's %(name)s."""
+    return sa.literal_column(f"__value_{name}__", type_)
+
+
+def _insert(table: sa.Table, rows_from, /, **values) -> sa.Insert:
+    """INSERT INTO table (columns) SELECT values FROM rows_from, each value labelled with
+    its column so that the SQL text carries no generated names."""
+    return sa.insert(table).from_select(
+        list(values),
+        sa.select(*(v.label(k) for k, v in values.items())).select_from(rows_from),
+    )
+
+
+def statement() -> sa.Select:
+    """The statement, with %(name)s placeholders for the values of one callback.
+
+    Values (all plain Python: str, int, aware datetime, list of str): qr_id, amount,
+    provider, event_key, source, transaction_id, payment_status, payload, paid_at, now,
+    max_attempts, job_names (the subscribers of "payment.paid").
+    """
+    qrs, orders, events, payments, jobs = (
+        QrCode.__table__, Order.__table__, BankEvent.__table__, Payment.__table__, Job.__table__
+    )
+    now = sa.cast(_param("now"), sa.DateTime(timezone=True))
+    paid_at = sa.cast(_param("paid_at"), sa.DateTime(timezone=True))
+    amount = sa.cast(_param("amount"), sa.BigInteger)
+    qr_id = _param("qr_id", sa.String)
+    payable_order = sa.exists().where(orders.c.id == qrs.c.order_id,
+                                      _one_of(orders.c.status, ORDER_FROM))
+    on_file = sa.exists().where(events.c.provider == _param("provider", sa.String),
+                                events.c.event_key == _param("event_key", sa.String))
+    qr = (
+        sa.update(qrs)
+        .where(
+            qrs.c.qr_id == qr_id,
+            qrs.c.kind == QrKind.DYNAMIC,
+            _one_of(qrs.c.status, QR_FROM),
+            qrs.c.needs_review.is_(False),
+            qrs.c.amount_kopecks == amount,
+            sa.or_(qrs.c.order_id.is_(None), payable_order),
+            ~on_file,
+        )
+        .values(status=QrStatus.PAID, updated_at=now)
+        .returning(qrs.c.id, qrs.c.order_id)
+        .cte("qr")
+    )
+    event = (
+        _insert(events, qr, provider=_param("provider"), event_key=_param("event_key"),
+                source=_param("source"), qr_id=qr_id,
+                transaction_id=_param("transaction_id"),
+                payment_status=_param("payment_status"), payload=_param("payload"),
+                outcome=sa.literal(OUTCOME, events.c.outcome.type), received_at=now)
+        .returning(events.c.id)
+        .cte("ev")
+    )
+    payment = (
+        _insert(payments, qr, qr_code_id=qr.c.id, order_id=qr.c.order_id,
+                transaction_id=_param("transaction_id"), amount_kopecks=amount,
+                refunded_kopecks=sa.literal(0, sa.BigInteger()),
+                status=sa.literal(PaymentStatus.PAID, payments.c.status.type),
+                paid_at=paid_at, created_at=now, updated_at=now)
+        .returning(payments.c.id)
+        .cte("pay")
+    )
+    order = (
+        sa.update(orders)
+        .where(orders.c.id == qr.c.order_id, _one_of(orders.c.status, ORDER_FROM))
+        .values(status=OrderStatus.PAID, paid_at=paid_at, updated_at=now)
+        .returning(orders.c.id)
+        .cte("ord")
+    )
+    names = (sa.func.unnest(sa.cast(_param("job_names"), postgresql.ARRAY(sa.String)))
+             .table_valued("name").render_derived(name="names"))
+    job = (
+        _insert(jobs, payment.join(names, sa.true()),
+                name=names.c.name,
+                payload=sa.cast(sa.func.jsonb_build_object("payment_id", payment.c.id), sa.JSON),
+                key=names.c.name + ":payment-" + sa.cast(payment.c.id, sa.String),
+                status=sa.literal(JobStatus.QUEUED, jobs.c.status.type),
+                attempts=sa.literal(0), max_attempts=sa.cast(_param("max_attempts"), sa.Integer),
+                run_at=now, created_at=now, updated_at=now)
+        .returning(jobs.c.id)
+        .cte("jobs")
+    )
+
+    def one(select, label):
+        return select.scalar_subquery().label(label)
+
+    return sa.select(
+        on_file.label("on_file"),
+        one(sa.select(qr.c.id), "qr_code_id"),
+        one(sa.select(qr.c.order_id), "order_id"),
+        # The main query sees the rows as they were before the statement.
+        one(sa.select(orders.c.status)
+            .where(orders.c.id == sa.select(qr.c.order_id).scalar_subquery()), "order_was"),
+        one(sa.select(qrs.c.status).where(qrs.c.qr_id == qr_id), "qr_was"),
+        one(sa.select(event.c.id), "event_id"),
+        one(sa.select(payment.c.id), "payment_id"),
+        one(sa.select(sa.func.count()).select_from(order), "orders_updated"),
+        one(sa.select(sa.func.count()).select_from(job), "jobs_added"),
+    )
+
+
+class Result(NamedTuple):
+    on_file: bool
+    qr_code_id: int | None
+    order_id: int | None
+    order_was: str | None
+    qr_was: str | None
+    event_id: int | None
+    payment_id: int | None
+    orders_updated: int
+    jobs_added: int
+
+    def complete(self, job_names: Sequence[str]) -> bool:
+        """Did every part of the statement write its row? Anything less is rolled back."""
+        return (
+            self.payment_id is not None
+            and self.event_id is not None
+            and self.orders_updated == (0 if self.order_id is None else 1)
+            and self.jobs_added == len(job_names)
+        )
+
+
+@functools.cache
+def sql() -> str:
+    """The statement as psycopg's SQL text: built once, prepared once per connection."""
+    text = str(statement().compile(dialect=postgresql.psycopg.dialect(),
+                                   compile_kwargs={"literal_binds": True}))
+    if "%" in text:
+        raise RuntimeError("a literal % in the one-statement path would need escaping")
+    return re.sub(r"__value_(\w+?)__", r"%(\1)s", text)
+
+
+def execute(dbapi_connection, values: dict) -> Result | None:
+    """Run the statement on a psycopg connection inside its transaction.
+
+    Driver level on purpose: this is the hottest statement in Kassa, and SQLAlchemy's
+    session costs twice as much CPU as the statement itself (bench/README.md).
+
+    :returns: the result, or None when the INSERT of the bank event found this news on
+        file (it was recorded a moment ago by a request still in flight when this
+        statement began); the statement then wrote nothing, and the transaction must be
+        rolled back.
+    """
+    try:
+        row = dbapi_connection.execute(sql(), values, prepare=True).fetchone()
+    except psycopg.errors.UniqueViolation:
+        return None
+    return Result(*row)
