@@ -15,7 +15,7 @@ NOOP_JOB = "bench.noop"
 
 app = create_app()
 # Not read from the environment by app.config: how long an idle worker sleeps between polls.
-app.config["WORKER_IDLE_SLEEP"] = float(os.environ.get("BENCH_WORKER_IDLE_SLEEP", "0.05"))
+app.config["WORKER_IDLE_SLEEP"] = float(os.environ.get("BENCH_WORKER_IDLE_SLEEP", "0.2"))
 
 
 @jobs.handler(NOOP_JOB)

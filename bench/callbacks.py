@@ -669,6 +669,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="gunicorn --threads (for --worker-class gthread)")
     p.add_argument("--job-workers", type=int, default=2, help="job worker processes [2]")
+    p.add_argument("--worker-idle-sleep", type=float, default=0.2,
+                   help="seconds a job worker waits after a claim that did not fill its "
+                        "batch [0.2, WORKER_IDLE_SLEEP's default]")
     p.add_argument("--duplicates", type=int, default=500,
                    help="callbacks resent after the run, each twice concurrently [500]")
     p.add_argument("--warmup", type=int, default=200, help="warm-up requests per server [200]")
@@ -745,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         "RECONCILE_QR_AFTER_SECONDS": "86400",
         # No cash register here: only the bench's no-op job subscribes to "payment.paid".
         "FISCAL_PROVIDER": "none",
-        "BENCH_WORKER_IDLE_SLEEP": "0.05",
+        "BENCH_WORKER_IDLE_SLEEP": str(args.worker_idle_sleep),
         "BENCH_APP_MODULE": args.app_module,
         "PYTHONUNBUFFERED": "1",
     }

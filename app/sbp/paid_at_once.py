@@ -1,38 +1,38 @@
 """The common bank callback in one PostgreSQL statement: a dynamic QR paid in full.
 
 Nearly every callback a shop receives says "this dynamic QR was paid, the sum it asked
-for". `apply_bank_event` (app/sbp/services.py) handles it with the ORM in about eight
-statements; on PostgreSQL the same change is one statement of data-modifying CTEs, which
-costs a quarter of the CPU in the web process and the database (bench/README.md):
+for". `apply_bank_event` (app/sbp/services.py) handles any callback with the ORM in about
+eight statements; on PostgreSQL this one case is a single statement of data-modifying
+CTEs, run on the driver connection as a transaction of its own:
 
     qr    UPDATE qr_codes  -> paid     where it is a dynamic QR that may become paid,
-                                       asks for exactly this sum, is not flagged, and
-                                       its order may become paid
+                                       asks for exactly this sum, is not flagged, its
+                                       order may become paid, and this news is not on file
     ev    INSERT bank_events           the raw notification, outcome "paid"
     pay   INSERT payments              status paid
     ord   UPDATE orders    -> paid
     jobs  INSERT jobs                  one per subscriber of "payment.paid"
 
-Every CTE hangs off `qr`: when the QR is not in that state, nothing at all is written and
-the caller takes the general path, which knows every other case (a repeat, a sum that
-differs, a static QR, a cash link, an unknown QR). The "from" statuses come from the same
-transition tables the models use, so there is still one table per aggregate.
+Every write hangs off `qr`. When the QR is not in that state nothing is written and the
+caller takes the general path, which knows every other case (a sum that differs, a
+static QR, a cash link, an unknown QR, a status other than SUCCESS). The "from" statuses
+come from the transition tables the models use, so there is still one table per
+aggregate. A repeat finds the news on file and writes nothing; a repeat racing the first
+callback waits on the QR's row lock, then finds the QR paid.
 
-The caller runs this in its own transaction and commits only when every part reports
-one row; otherwise it rolls back and takes the general path. A repeat of a callback that
-was recorded finds the QR paid and writes nothing; a repeat that races the first one waits
-on the QR's row lock and then finds it paid. A bank event already on file under the same
-key (it could only come from the general path) makes the INSERT fail: the caller rolls
-back and the general path answers "duplicate".
+All or nothing: a part that could not write its row (the order changed under a
+concurrent transaction) makes the statement fail on purpose, and PostgreSQL undoes the
+rest; so does a bank event already recorded by a request still in flight. tests/
+test_paid_at_once.py runs every callback scenario through both paths and compares the
+rows.
 
-This module knows tables, not Flask: the caller passes values and executes.
+This module knows tables and psycopg, not Flask.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import psycopg
@@ -159,7 +159,7 @@ def statement() -> sa.Select:
     def one(select, label):
         return select.scalar_subquery().label(label)
 
-    return sa.select(
+    result = sa.select(
         on_file.label("on_file"),
         one(sa.select(qr.c.id), "qr_code_id"),
         one(sa.select(qr.c.order_id), "order_id"),
@@ -171,28 +171,35 @@ def statement() -> sa.Select:
         one(sa.select(payment.c.id), "payment_id"),
         one(sa.select(sa.func.count()).select_from(order), "orders_updated"),
         one(sa.select(sa.func.count()).select_from(job), "jobs_added"),
+    ).cte("result")
+    r = result.c
+    whole = sa.and_(
+        r.event_id.is_not(None), r.payment_id.is_not(None),
+        r.orders_updated == sa.case((r.order_id.is_(None), 0), else_=1),
+        r.jobs_added == sa.func.cardinality(sa.cast(_param("job_names"),
+                                                    postgresql.ARRAY(sa.String))),
     )
+    # The statement is its own transaction (autocommit): when the QR was updated but a
+    # later part wrote nothing (the order changed under a concurrent transaction), divide
+    # by zero so that the whole statement fails and nothing of it stays. The divisor is
+    # computed from the rows, so PostgreSQL cannot fold it while planning.
+    partial = sa.and_(r.qr_code_id.is_not(None), sa.not_(whole))
+    guard = (sa.literal(1) / sa.case((partial, 0), else_=1)).label("whole")
+    return sa.select(*(r[name] for name in Result._fields)).add_columns(guard)
 
 
 class Result(NamedTuple):
-    on_file: bool
+    """What the statement did. Either all of it happened (payment_id is set) or nothing."""
+
+    on_file: bool          # this news was recorded before: a repeat
     qr_code_id: int | None
     order_id: int | None
-    order_was: str | None
-    qr_was: str | None
+    order_was: str | None  # the order's status before the statement
+    qr_was: str | None     # the QR's status before the statement
     event_id: int | None
     payment_id: int | None
     orders_updated: int
     jobs_added: int
-
-    def complete(self, job_names: Sequence[str]) -> bool:
-        """Did every part of the statement write its row? Anything less is rolled back."""
-        return (
-            self.payment_id is not None
-            and self.event_id is not None
-            and self.orders_updated == (0 if self.order_id is None else 1)
-            and self.jobs_added == len(job_names)
-        )
 
 
 @functools.cache
@@ -206,18 +213,23 @@ def sql() -> str:
 
 
 def execute(dbapi_connection, values: dict) -> Result | None:
-    """Run the statement on a psycopg connection inside its transaction.
+    """Run the statement on a psycopg connection, as a transaction of its own.
 
-    Driver level on purpose: this is the hottest statement in Kassa, and SQLAlchemy's
-    session costs twice as much CPU as the statement itself (bench/README.md).
+    Driver level on purpose: this is the hottest statement in Kassa. SQLAlchemy's session
+    costs twice the CPU of the statement itself, and autocommit saves the BEGIN and COMMIT
+    round trips (bench/README.md).
 
-    :returns: the result, or None when the INSERT of the bank event found this news on
-        file (it was recorded a moment ago by a request still in flight when this
-        statement began); the statement then wrote nothing, and the transaction must be
-        rolled back.
+    :returns: the result; or None when the statement wrote nothing because it could not
+        do all of it: the bank event is on file already (recorded a moment ago by a
+        request still in flight when this statement began), or the order changed under a
+        concurrent transaction. The general path then decides.
     """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
     try:
         row = dbapi_connection.execute(sql(), values, prepare=True).fetchone()
-    except psycopg.errors.UniqueViolation:
+    except (psycopg.errors.UniqueViolation, psycopg.errors.DivisionByZero):
         return None
-    return Result(*row)
+    finally:
+        dbapi_connection.autocommit = autocommit
+    return Result(*row[:-1])

@@ -514,7 +514,10 @@ def _paid_at_once(provider: str, info: PaymentInfo, key: str, source: str,
     engine = db.engine
     if (info.status != PAY_SUCCESS or not info.qr_id or not info.amount_kopecks
             or info.amount_kopecks <= 0 or not current_app.config["SBP_PAID_AT_ONCE"]
-            or engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg"):
+            or engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg"
+            # The statement runs on a connection of its own: rows this session may hold
+            # locked would make it wait for ourselves.
+            or db.session().in_transaction()):
         return None
     names = subscribers("payment.paid")
     now = utcnow()
@@ -529,15 +532,13 @@ def _paid_at_once(provider: str, info: PaymentInfo, key: str, source: str,
     connection = engine.raw_connection()
     try:
         result = paid_at_once.execute(connection.driver_connection, values)
-        if result is None or not result.complete(names):
-            connection.rollback()
-            if result is not None and result.on_file:
-                logger.info("bank event %s repeated; nothing to do", key)
-                return "duplicate"
-            return None
-        connection.commit()
     finally:
         connection.close()
+    if result is None or result.payment_id is None:
+        if result is not None and result.on_file:
+            logger.info("bank event %s repeated; nothing to do", key)
+            return "duplicate"
+        return None
     if result.qr_was != QrStatus.ACTIVE.value or result.order_was not in (
             None, OrderStatus.PENDING.value):
         logger.warning("QR %s was %s, order %s was %s, but the bank took the money: paid",
