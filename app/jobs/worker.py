@@ -32,6 +32,8 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
 # Jobs that succeeded are marked done together; one waits at most this long for the rest.
 DONE_FLUSH_SECONDS = 0.2
+# The pause after a claim that did not fill its batch (an empty claim waits the idle time).
+GATHER_SECONDS = 0.05
 
 
 def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
@@ -76,10 +78,12 @@ class Worker:
                 # The database may be restarting: wait and try again; nothing is lost.
                 logger.exception("worker loop error")
                 claimed = 0
-            # Less than a full batch means the queue is drained: wait, and let the next
-            # claim gather what arrives meanwhile instead of one job per round trip.
-            if claimed < self.batch:
+            if not claimed:
                 self.stop.wait(idle)
+            elif claimed < self.batch:
+                # The queue is drained for now: a moment's pause lets the next claim
+                # gather what arrives meanwhile, rather than one job per round trip.
+                self.stop.wait(min(idle, GATHER_SECONDS))
         logger.info("worker %s stopped", self.worker_id)
 
     def run_once(self) -> int:
