@@ -517,7 +517,7 @@ def _paid_at_once(provider: str, info: PaymentInfo, key: str, source: str,
             or engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg"
             # The statement runs on a connection of its own: rows this session may hold
             # locked would make it wait for ourselves.
-            or db.session().in_transaction()):
+            or (db.session.registry.has() and db.session().in_transaction())):
         return None
     names = subscribers("payment.paid")
     now = utcnow()
