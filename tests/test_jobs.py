@@ -391,6 +391,34 @@ def test_worker_does_not_start_a_job_whose_lease_ran_out_in_its_batch(make_app):
         assert (job.attempts, job.last_error) == (2, None)
 
 
+def test_a_batch_is_marked_done_together_but_not_held_back_by_a_slow_job(app, monkeypatch):
+    """Quick jobs are marked done in one UPDATE at the end of the batch; once the first of
+    them has waited DONE_FLUSH_SECONDS, they are marked before the next job starts."""
+    monkeypatch.setattr(worker_module, "DONE_FLUSH_SECONDS", 0.1)
+    worker = Worker(app, worker_id="w", batch=4)
+    marked = []
+    done = worker._done
+    monkeypatch.setattr(worker, "_done", lambda ids: (marked.append(list(ids)), done(ids)))
+    seen: dict[int, list[JobStatus]] = {}
+
+    @jobs.handler("test.batch")
+    def handle(payload):
+        seen[payload["n"]] = [r.status for r in job_rows()]  # what an admin sees meanwhile
+        if payload["n"] == 2:
+            time.sleep(0.15)
+
+    ids = [enqueue_committed("test.batch", {"n": n}) for n in (1, 2, 3, 4)]
+    assert worker.run_once() == 4
+
+    running, finished = JobStatus.RUNNING, JobStatus.DONE
+    assert seen[2] == [running] * 4  # job 1 waits to be marked with the next ones
+    assert seen[3] == [finished, finished, running, running]  # marked before job 3 began
+    assert seen[4] == [finished, finished, running, running]
+    assert marked == [ids[:2], ids[2:]]
+    assert [r.status for r in job_rows()] == [finished] * 4
+    assert all(r.finished_at is not None and r.locked_by is None for r in job_rows())
+
+
 def test_stopping_worker_gives_back_the_jobs_it_did_not_start(app):
     """SIGTERM (deploy) while a batch runs: the rest of the batch must not wait out the
     lease, nor lose an attempt (a job on its last attempt would be buried unrun)."""
