@@ -466,7 +466,9 @@ def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> str:
     """Record the bank's news about a payment once and move the state; commit.
 
     A repeat of the same transaction and status changes nothing. A sum that differs from
-    what the QR asked for is kept for review and never marked paid.
+    what the QR asked for is kept for review and never marked paid. On PostgreSQL the
+    everyday case (a dynamic QR paid its exact sum) and its repeats are one statement
+    (`_paid_at_once`); everything else takes the ORM path below.
     """
     bank = get_bank()
     key = f"{info.transaction_id or info.order}:{info.status}"
