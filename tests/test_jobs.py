@@ -288,6 +288,23 @@ def test_expired_lease_of_a_dead_worker_is_taken_by_another_worker(app):
     assert job.locked_by is None
 
 
+def test_a_dead_workers_job_comes_before_a_busy_queue_and_a_claim_stays_one_batch(app):
+    """Jobs whose lease ran out are claimed before due queued ones, so a queue that is
+    never empty cannot starve them; and a claim never takes more than its batch."""
+    calls = recorder("test.notify")
+    queued = [enqueue_committed("test.notify", {"n": n}) for n in (1, 2, 3)]
+    lost = enqueue_committed("test.notify", {"n": 4})
+    update_job(lost, status=JobStatus.RUNNING, attempts=1, locked_by="dead-host:1:1",
+               locked_until=utcnow() - timedelta(seconds=1))
+    worker = Worker(app, worker_id="alive", batch=2)
+
+    assert worker.claim() == sorted([lost, queued[0]])
+    assert [r.status for r in job_rows()] == [
+        JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.QUEUED, JobStatus.RUNNING]
+    assert job_row(lost).locked_by == "alive"
+    assert calls == []
+
+
 def test_live_lease_is_not_taken(app):
     calls = recorder("test.notify")
     job_id = enqueue_committed("test.notify", {"n": 1})

@@ -171,9 +171,9 @@ class Worker:
             else:
                 # SQLite's RETURNING sees only the updated table; its write lock (BEGIN
                 # IMMEDIATE) already keeps other workers out between the statements.
-                due, lost, lease = _claim_statements_sqlite()
-                before = {r.id: r for r in (*db.session.execute(due, params),
-                                            *db.session.execute(lost, params))}
+                lost, due, lease = _claim_statements_sqlite()
+                picked = [*db.session.execute(lost, params), *db.session.execute(due, params)]
+                before = {r.id: r for r in picked[:self.batch]}
                 rows = [
                     _Claimed(*row, before[row.id].was, before[row.id].held_by)
                     for row in db.session.execute(lease, {**params, "ids": list(before)})
@@ -320,23 +320,25 @@ _RETURNED = ("id", "name", "payload", "attempts", "max_attempts", "run_at", "las
 
 
 def _pickers():
-    """Two pickers, each served by its own partial index (models/jobs.py): queued jobs
-    that are due, oldest first, and running jobs whose lease ran out.
+    """Two pickers, each served by its own partial index (models/jobs.py): running jobs
+    whose lease ran out (their worker died), and queued jobs that are due, oldest first.
+    The first come first, so a queue that is never empty cannot starve them.
 
     Kept apart rather than OR-ed: an OR makes PostgreSQL scan both indexes with a bitmap,
     which walks every dead index entry a busy queue leaves behind until VACUUM, while a
     plain index scan marks them dead and skips them from then on.
     """
     jobs = Job.__table__
-    columns = (jobs.c.id, jobs.c.status.label("was"), jobs.c.locked_by.label("held_by"))
+    columns = (jobs.c.id, jobs.c.run_at, jobs.c.status.label("was"),
+               jobs.c.locked_by.label("held_by"))
     now, batch = sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("batch")
-    due = (sa.select(*columns)
-           .where(jobs.c.status == JobStatus.QUEUED, jobs.c.run_at <= now)
-           .order_by(jobs.c.run_at, jobs.c.id).limit(batch))
-    lost = (sa.select(*columns)
+    lost = (sa.select(*columns, sa.literal(0).label("rank"))
             .where(jobs.c.status == JobStatus.RUNNING, jobs.c.locked_until < now)
             .order_by(jobs.c.locked_until).limit(batch))
-    return due, lost
+    due = (sa.select(*columns, sa.literal(1).label("rank"))
+           .where(jobs.c.status == JobStatus.QUEUED, jobs.c.run_at <= now)
+           .order_by(jobs.c.run_at, jobs.c.id).limit(batch))
+    return lost, due
 
 
 def _lease():
@@ -352,9 +354,12 @@ def _lease():
 @functools.cache
 def _claim_statement():
     jobs = Job.__table__
-    due, lost = (q.with_for_update(skip_locked=True) for q in _pickers())
-    due, lost = due.cte("due"), lost.cte("lost")
-    picked = sa.union_all(sa.select(due), sa.select(lost)).subquery("picked")
+    lost, due = (q.with_for_update(skip_locked=True) for q in _pickers())
+    lost, due = lost.cte("lost"), due.cte("due")
+    both = sa.union_all(sa.select(lost), sa.select(due)).subquery("both")
+    # No more than a batch in all (each picker may find a batch).
+    picked = (sa.select(both).order_by(both.c.rank, both.c.run_at, both.c.id)
+              .limit(sa.bindparam("batch")).subquery("picked"))
     return (_lease().where(jobs.c.id == picked.c.id)
             .returning(*(jobs.c[name] for name in _RETURNED), picked.c.was, picked.c.held_by))
 
@@ -362,10 +367,10 @@ def _claim_statement():
 @functools.cache
 def _claim_statements_sqlite():
     jobs = Job.__table__
-    due, lost = _pickers()
+    lost, due = _pickers()
     lease = (_lease().where(jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
              .returning(*(jobs.c[name] for name in _RETURNED)))
-    return due, lost, lease
+    return lost, due, lease
 
 
 @functools.cache
