@@ -60,11 +60,6 @@ def _may_become(table, to) -> list:
                   key=lambda status: status.value)
 
 
-def _one_of(column, statuses):
-    # Plain "=" terms rather than IN (...): an IN list is re-rendered on every execution.
-    return sa.or_(*(column == status for status in statuses))
-
-
 QR_FROM = _may_become(QR_TRANSITIONS[QrKind.DYNAMIC], QrStatus.PAID)
 ORDER_FROM = _may_become(ORDER_TRANSITIONS, OrderStatus.PAID)
 OUTCOME = "paid"
@@ -99,7 +94,7 @@ def statement() -> sa.Select:
     amount = sa.cast(_param("amount"), sa.BigInteger)
     qr_id = _param("qr_id", sa.String)
     payable_order = sa.exists().where(orders.c.id == qrs.c.order_id,
-                                      _one_of(orders.c.status, ORDER_FROM))
+                                      orders.c.status.in_(ORDER_FROM))
     on_file = sa.exists().where(events.c.provider == _param("provider", sa.String),
                                 events.c.event_key == _param("event_key", sa.String))
     qr = (
@@ -107,7 +102,7 @@ def statement() -> sa.Select:
         .where(
             qrs.c.qr_id == qr_id,
             qrs.c.kind == QrKind.DYNAMIC,
-            _one_of(qrs.c.status, QR_FROM),
+            qrs.c.status.in_(QR_FROM),
             qrs.c.needs_review.is_(False),
             qrs.c.amount_kopecks == amount,
             sa.or_(qrs.c.order_id.is_(None), payable_order),
@@ -137,7 +132,7 @@ def statement() -> sa.Select:
     )
     order = (
         sa.update(orders)
-        .where(orders.c.id == qr.c.order_id, _one_of(orders.c.status, ORDER_FROM))
+        .where(orders.c.id == qr.c.order_id, orders.c.status.in_(ORDER_FROM))
         .values(status=OrderStatus.PAID, paid_at=paid_at, updated_at=now)
         .returning(orders.c.id)
         .cte("ord")
