@@ -145,7 +145,8 @@ def sbp_set_callback(url: str | None):
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
-@click.option("--batch", default=10, show_default=True)
+@click.option("--batch", default=50, show_default=True,
+              help="The most jobs one claim takes (quick jobs; slow ones go fewer at a time).")
 def worker_command(burst: bool, batch: int):
     """Run queued jobs and the periodic reconciler until stopped."""
     from app.jobs.worker import Worker

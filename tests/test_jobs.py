@@ -457,6 +457,63 @@ def test_stopping_worker_gives_back_the_jobs_it_did_not_start(app):
     assert [(r.status, r.attempts) for r in job_rows()] == [(JobStatus.DONE, 1)] * 3
 
 
+def test_quick_jobs_are_claimed_many_at_a_time_and_slow_ones_few(app, monkeypatch):
+    """A claim takes about BATCH_SECONDS of work: a worker that has timed quick jobs takes
+    the most a claim may (fewer statements per job); one that has timed slow jobs takes
+    one at a time, leaving the rest to other workers."""
+    monkeypatch.setattr(worker_module, "BATCH_SECONDS", 0.2)
+    worker = Worker(app, worker_id="w", batch=30)
+    sleep = {"seconds": 0.0}
+
+    @jobs.handler("test.timed")
+    def handle(payload):
+        time.sleep(sleep["seconds"])
+
+    for n in range(45):
+        enqueue_committed("test.timed", {"n": n})
+    assert worker.claim_size() == worker_module.FIRST_CLAIM  # nothing timed yet
+    assert worker.run_once() == worker_module.FIRST_CLAIM
+    assert worker.claim_size() == 30
+    assert worker.run_once() == 30
+    assert worker.run_once() == 5
+    assert [r.status for r in job_rows()] == [JobStatus.DONE] * 45
+
+    sleep["seconds"] = 0.12
+    for n in range(3):
+        enqueue_committed("test.timed", {"n": 100 + n})
+    slow = Worker(app, worker_id="slow", batch=30)
+    slow.job_seconds = 0.12  # it has run such jobs before
+    assert slow.claim_size() == 1
+    assert slow.run_once() == 1
+    assert Counter(r.status for r in job_rows()) == {JobStatus.DONE: 46, JobStatus.QUEUED: 2}
+
+
+def test_a_batch_that_runs_long_gives_back_the_jobs_it_has_not_started(app, monkeypatch):
+    """Jobs turn slow after a run of quick ones: the worker claimed a large batch. Once
+    the batch has run twice BATCH_SECONDS, the jobs not started are due again at once for
+    any worker, with their attempt kept, instead of waiting behind the slow ones."""
+    monkeypatch.setattr(worker_module, "BATCH_SECONDS", 0.1)
+    hoarder, idle = Worker(app, worker_id="hoarder", batch=20), Worker(app, worker_id="idle")
+    hoarder.job_seconds = 0.001  # it has timed quick jobs: it claims its whole batch
+
+    @jobs.handler("test.slow")
+    def handle(payload):
+        time.sleep(0.08)
+
+    ids = [enqueue_committed("test.slow", {"n": n}, max_attempts=1) for n in range(6)]
+    started = time.monotonic()
+    assert hoarder.run_once() == 6
+    took = time.monotonic() - started
+    done = [r.id for r in job_rows() if r.status == JobStatus.DONE]
+    # Three jobs started before 0.2 s had passed (0, 0.08, 0.16); the rest went back.
+    assert done == ids[:3]
+    assert took < 0.4
+    back = [r for r in job_rows() if r.id in ids[3:]]
+    assert [(r.status, r.attempts, r.locked_by) for r in back] == [(JobStatus.QUEUED, 0, None)] * 3
+    assert idle.run_once() == 3
+    assert [(r.status, r.attempts) for r in job_rows()] == [(JobStatus.DONE, 1)] * 6
+
+
 # --- several workers at once -------------------------------------------------------------
 
 

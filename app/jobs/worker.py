@@ -34,6 +34,12 @@ BACKOFF_MAX_SECONDS = 3600.0
 DONE_FLUSH_SECONDS = 0.2
 # The pause after a claim that did not fill its batch (an empty claim waits the idle time).
 GATHER_SECONDS = 0.05
+# A claim takes about this much work: quick jobs go in large batches, whose claim and done
+# statements cost little per job, while slow ones (a receipt waits for the cash register)
+# are claimed a few at a time, so that an idle worker can take the rest.
+BATCH_SECONDS = 0.25
+# The claim before the worker has timed any job.
+FIRST_CLAIM = 10
 
 
 def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
@@ -57,10 +63,12 @@ class _Claimed(NamedTuple):
 class Worker:
     """Runs jobs for one Flask app. `run()` loops until `stop` is set."""
 
-    def __init__(self, app: Flask, *, worker_id: str | None = None, batch: int = 10):
+    def __init__(self, app: Flask, *, worker_id: str | None = None, batch: int = 50):
         self.app = app
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
-        self.batch = batch
+        self.batch = batch  # the most jobs one claim takes
+        self.job_seconds: float | None = None  # a moving average of how long a job takes
+        self._claimed_size = 0
         self.stop = threading.Event()
         self.lease = timedelta(seconds=app.config["JOB_LEASE_SECONDS"])
         self.backoff_base = float(app.config.get("JOB_BACKOFF_SECONDS", BACKOFF_BASE_SECONDS))
@@ -80,15 +88,26 @@ class Worker:
                 claimed = 0
             if not claimed:
                 self.stop.wait(idle)
-            elif claimed < self.batch:
+            elif claimed < self._claimed_size:
                 # The queue is drained for now: a moment's pause lets the next claim
                 # gather what arrives meanwhile, rather than one job per round trip.
                 self.stop.wait(min(idle, GATHER_SECONDS))
         logger.info("worker %s stopped", self.worker_id)
 
-    def run_once(self) -> int:
-        """Claim up to `batch` due jobs and run them. Needs an app context.
+    def claim_size(self) -> int:
+        """How many jobs the next claim takes: about BATCH_SECONDS of work, 1 to `batch`."""
+        if self.job_seconds is None:
+            return min(self.batch, FIRST_CLAIM)
+        return max(1, min(self.batch, int(BATCH_SECONDS / max(self.job_seconds, 1e-6))))
 
+    def _timed(self, seconds: float) -> None:
+        self.job_seconds = (seconds if self.job_seconds is None
+                            else 0.8 * self.job_seconds + 0.2 * seconds)
+
+    def run_once(self) -> int:
+        """Claim due jobs (`claim_size`) and run them. Needs an app context.
+
+        A batch that runs past twice BATCH_SECONDS gives back the jobs it has not started.
         Jobs that succeed are marked done together, in one UPDATE, when the batch ends or
         before the next job starts once DONE_FLUSH_SECONDS have passed. So a mark waits at
         most for one handler (bounded by its HTTP timeouts, far below the lease); a worker
@@ -103,7 +122,11 @@ class Worker:
         done_since = 0.0
         try:
             for index, job in enumerate(claimed):
-                if self.stop.is_set():
+                # Stopping, or the batch has run twice its budget (the jobs were slower
+                # than the claim expected): give back what has not started, so that an
+                # idle worker need not wait for this one.
+                if self.stop.is_set() or (
+                        index and time.monotonic() - claimed_at > 2 * BATCH_SECONDS):
                     self._release([j.id for j in claimed[index:]])
                     break
                 if done and time.monotonic() - done_since > DONE_FLUSH_SECONDS:
@@ -138,8 +161,9 @@ class Worker:
         return True
 
     def _release(self, job_ids: list[int]) -> None:
-        """Give back jobs claimed but not started (the worker is stopping): they run at once
-        on another worker instead of waiting out the lease, and keep their attempt."""
+        """Give back jobs claimed but not started (the worker is stopping, or its batch ran
+        long): they are due again at once for any worker instead of waiting out the lease,
+        and keep their attempt. Only jobs our lease still holds are touched."""
         db.session.execute(
             sa.update(Job)
             .where(Job.id.in_(job_ids), Job.locked_by == self.worker_id,
@@ -162,7 +186,8 @@ class Worker:
         taken over on its last attempt is buried instead of run.
         """
         now = utcnow()
-        params = {"now": now, "batch": self.batch, "worker": self.worker_id,
+        size = self._claimed_size = self.claim_size()
+        params = {"now": now, "batch": size, "worker": self.worker_id,
                   "until": now + self.lease}
         try:
             if db.session.get_bind().dialect.name == "postgresql":
@@ -173,7 +198,7 @@ class Worker:
                 # IMMEDIATE) already keeps other workers out between the statements.
                 lost, due, lease = _claim_statements_sqlite()
                 picked = [*db.session.execute(lost, params), *db.session.execute(due, params)]
-                before = {r.id: r for r in picked[:self.batch]}
+                before = {r.id: r for r in picked[:size]}
                 rows = [
                     _Claimed(*row, before[row.id].was, before[row.id].held_by)
                     for row in db.session.execute(lease, {**params, "ids": list(before)})
@@ -230,11 +255,13 @@ class Worker:
         else:
             # Services commit their own work; this ends whatever a handler left open (as
             # the job's own UPDATE did when jobs were marked done one at a time).
-            db.session.commit()
-            logger.info(
-                "job %s %s done in %.0f ms", job_id, name, (time.monotonic() - started) * 1000
-            )
+            if db.session.registry.has() and db.session().in_transaction():
+                db.session.commit()
+            took = time.monotonic() - started
+            self._timed(took)
+            logger.info("job %s %s done in %.0f ms", job_id, name, took * 1000)
             return True
+        self._timed(time.monotonic() - started)
         return False
 
     def _done(self, job_ids: list[int]) -> None:
