@@ -55,6 +55,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app.extensions import babel, csrf, db, migrate
+    from app.sessions import CookieSessionInterface
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         INSTANCE.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ def register_extensions(app: Flask) -> None:
     # Flask-Login is bound with the admin panel, which brings the user model it loads.
     csrf.init_app(app)
     babel.init_app(app)
+    app.session_interface = CookieSessionInterface()
 
 
 def register_models(app: Flask) -> None:
