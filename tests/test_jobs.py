@@ -514,6 +514,39 @@ def test_a_batch_that_runs_long_gives_back_the_jobs_it_has_not_started(app, monk
     assert [(r.status, r.attempts) for r in job_rows()] == [(JobStatus.DONE, 1)] * 6
 
 
+def test_only_the_workers_bookkeeping_commits_without_waiting_for_the_disk(app):
+    """PostgreSQL: claim and done marks commit asynchronously (a lost one only makes an
+    idempotent job run again); enqueuing and a handler's own work still wait for the
+    WAL to reach the disk."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("synchronous_commit is a PostgreSQL setting")
+    commits: list[tuple[str, str]] = []
+    phase = {"now": "enqueue"}
+
+    def record(conn):
+        cursor = conn.connection.driver_connection.execute(
+            "SELECT current_setting('synchronous_commit')")
+        commits.append((phase["now"], cursor.fetchone()[0]))
+
+    @jobs.handler("test.writes")
+    def handle(payload):
+        phase["now"] = "handler"
+        jobs.enqueue("test.follow_up", {"after": payload["n"]})
+        db.session.commit()
+        phase["now"] = "bookkeeping"
+
+    sa.event.listen(db.engine, "commit", record)
+    try:
+        enqueue_committed("test.writes", {"n": 1})
+        phase["now"] = "bookkeeping"
+        assert Worker(app, worker_id="w").run_once() == 1
+    finally:
+        sa.event.remove(db.engine, "commit", record)
+    assert commits == [("enqueue", "on"), ("bookkeeping", "off"), ("handler", "on"),
+                       ("bookkeeping", "off")]
+    assert Counter(r.name for r in job_rows()) == {"test.writes": 1, "test.follow_up": 1}
+
+
 # --- several workers at once -------------------------------------------------------------
 
 

@@ -164,6 +164,7 @@ class Worker:
         """Give back jobs claimed but not started (the worker is stopping, or its batch ran
         long): they are due again at once for any worker instead of waiting out the lease,
         and keep their attempt. Only jobs our lease still holds are touched."""
+        _bookkeeping_commit()
         db.session.execute(
             sa.update(Job)
             .where(Job.id.in_(job_ids), Job.locked_by == self.worker_id,
@@ -191,7 +192,8 @@ class Worker:
                   "until": now + self.lease}
         try:
             if db.session.get_bind().dialect.name == "postgresql":
-                # One round trip: pick, lease and return in a single statement.
+                _bookkeeping_commit()
+                # Pick, lease and return in a single statement.
                 rows = db.session.execute(_claim_statement(), params).all()
             else:
                 # SQLite's RETURNING sees only the updated table; its write lock (BEGIN
@@ -266,6 +268,7 @@ class Worker:
 
     def _done(self, job_ids: list[int]) -> None:
         """Mark jobs done with one guarded UPDATE: only those our lease still holds."""
+        _bookkeeping_commit()
         updated = db.session.execute(_done_statement(), {
             "ids": job_ids, "worker": self.worker_id, "now": utcnow(),
         }).rowcount
@@ -339,6 +342,27 @@ class Worker:
                 .values(status=JobStatus.QUEUED, run_at=now, attempts=0, updated_at=now)
             )
         db.session.commit()
+
+
+def _bookkeeping_commit() -> None:
+    """PostgreSQL: the commit of this transaction does not wait for the disk.
+
+    Only for the worker's own bookkeeping: claim, done, give back. A crash of the machine
+    (not of PostgreSQL) within a fraction of a second after such a commit can lose it, and
+    the job then runs again: a lost claim leaves it queued, a lost done mark leaves it
+    leased until the lease runs out. Every handler bears that already (a worker may die
+    between its handler and the mark). A handler's own work still commits synchronously,
+    and as the log is written in order, that commit makes the claim before it durable too.
+    A bank callback's commit always waits for the disk.
+
+    Each such wait is a WAL flush (an fsync); under load the worker's flushes queue up with
+    the callbacks' ones, which are the ones the bank waits for.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(_ASYNC_COMMIT)
+
+
+_ASYNC_COMMIT = sa.text("SET LOCAL synchronous_commit = off")
 
 
 # -- statements, built once: a worker runs them several times a second -----------------------
