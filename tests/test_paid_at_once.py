@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
 from app import jobs
 from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
@@ -280,3 +281,49 @@ def test_a_statement_that_cannot_do_all_of_it_leaves_nothing(app):
         db.session.execute(sa.text("DROP TRIGGER test_skip_paid ON orders;"
                                    "DROP FUNCTION test_skip_paid()"))
         db.session.commit()
+
+
+def _kept_backend() -> int:
+    return paid_at_once._kept.connection.driver_connection.info.backend_pid
+
+
+@only_postgresql
+def test_callbacks_share_a_kept_connection_and_a_broken_one_is_replaced(app, subscribed):
+    """The one statement runs on a connection the process keeps, in autocommit. When the
+    server drops it (a restart), the callback is still answered and recorded, through the
+    general path, and the next callback opens a new connection."""
+    shop = Shop.open()
+    client = app.test_client()
+    assert shop.callback(client, "active", "125.50") == "paid"
+    first = _kept_backend()
+    assert shop.callback(client, "no_order", "50.00", transaction=2) == "paid"
+    assert _kept_backend() == first
+
+    admin = sa.create_engine(db.engine.url, poolclass=NullPool)
+    with admin.connect() as other:
+        assert other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar()
+    admin.dispose()
+    assert shop.callback(client, "expired", "30.00", transaction=3) == "paid"
+    assert shop.callback(client, "cancelled", "40", transaction=4) == "paid"
+    assert _kept_backend() != first
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 4
+    assert db.session.scalars(sa.select(QrCode.status).where(QrCode.kind == QrKind.DYNAMIC)
+                              ).all() == [QrStatus.PAID] * 4
+
+
+@only_postgresql
+def test_a_forked_process_leaves_the_parents_connection_alone(app, subscribed, monkeypatch):
+    """gunicorn forks: a child must neither use nor close a connection its parent opened."""
+    shop = Shop.open()
+    client = app.test_client()
+    assert shop.callback(client, "active", "125.50") == "paid"
+    parents = paid_at_once._kept.connection
+    monkeypatch.setattr(paid_at_once.os, "getpid", lambda: -1)  # this is the child now
+    try:
+        assert shop.callback(client, "no_order", "50.00", transaction=2) == "paid"
+        assert paid_at_once._kept.connection is not parents
+        assert not parents.driver_connection.closed
+    finally:
+        parents.invalidate()
+        paid_at_once._close(paid_at_once._kept.connection)  # the "child's"

@@ -530,12 +530,8 @@ def _paid_at_once(provider: str, info: PaymentInfo, key: str, source: str,
         "paid_at": info.transaction_date or now, "now": now,
         "max_attempts": default_max_attempts(), "job_names": names,
     }
-    # A pooled connection of its own, outside the session: see paid_at_once.execute.
-    connection = engine.raw_connection()
-    try:
-        result = paid_at_once.execute(connection.driver_connection, values)
-    finally:
-        connection.close()
+    # A connection of its own, outside the session: see paid_at_once.run.
+    result = paid_at_once.run(engine, values)
     if result is None or result.payment_id is None:
         if result is not None and result.on_file:
             logger.info("bank event %s repeated; nothing to do", key)
