@@ -33,6 +33,12 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
+    # The format below names no thread, file, line or function: skip gathering them for
+    # every record, as the logging HOWTO's "Optimization" section shows. A callback logs
+    # a line, and a record's cost showed in the callback benchmark (bench/README.md).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     logging.config.dictConfig({
         "version": 1,
         "disable_existing_loggers": False,

@@ -670,7 +670,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker-class", default="sync", help="gunicorn worker class [sync]")
     p.add_argument("--threads", type=int, default=None,
                    help="gunicorn --threads (for --worker-class gthread)")
-    p.add_argument("--job-workers", type=int, default=2, help="job worker processes [2]")
+    p.add_argument("--job-workers", type=int, default=1,
+                   help="job worker processes [1, as Kassa ships; 2 shows SKIP LOCKED at work]")
     p.add_argument("--worker-idle-sleep", type=float, default=0.2,
                    help="seconds a job worker waits after a claim that did not fill its "
                         "batch [0.2, WORKER_IDLE_SLEEP's default]")

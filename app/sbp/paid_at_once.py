@@ -215,13 +215,14 @@ def sql() -> str:
     return re.sub(r"__value_(\w+?)__", r"%(\1)s", text)
 
 
-def execute(dbapi_connection, values: dict) -> Result | None:
+def execute(dbapi_connection, values: dict, cursor=None) -> Result | None:
     """Run the statement on a psycopg connection, as a transaction of its own.
 
     Driver level on purpose: this is the hottest statement in Kassa. SQLAlchemy's session
     costs twice the CPU of the statement itself, and autocommit saves the BEGIN and COMMIT
     round trips (bench/README.md).
 
+    :param cursor: a cursor of that connection to reuse (`run` keeps one).
     :returns: the result; or None when the statement wrote nothing because it could not
         do all of it: the bank event is on file already (recorded a moment ago by a
         request still in flight when this statement began), or the order changed under a
@@ -231,7 +232,7 @@ def execute(dbapi_connection, values: dict) -> Result | None:
     if not autocommit:
         dbapi_connection.autocommit = True
     try:
-        row = dbapi_connection.execute(sql(), values, prepare=True).fetchone()
+        row = (cursor or dbapi_connection).execute(sql(), values, prepare=True).fetchone()
     except (psycopg.errors.UniqueViolation, psycopg.errors.DivisionByZero):
         return None
     finally:
@@ -247,6 +248,7 @@ class _Kept(threading.local):
     engine: Engine | None = None
     pid: int = 0
     connection: PoolProxiedConnection | None = None
+    cursor: psycopg.Cursor | None = None
 
 
 _kept = _Kept()
@@ -271,7 +273,7 @@ def run(engine: Engine, values: dict) -> Result | None:
     """
     connection = _connection(engine)
     try:
-        return execute(connection.driver_connection, values)
+        return execute(connection.driver_connection, values, _kept.cursor)
     except psycopg.OperationalError as exc:
         logger.warning("the one-statement connection broke (%s); taking the general path",
                        exc)
@@ -297,6 +299,7 @@ def _connection(engine: Engine) -> PoolProxiedConnection:
             sa.event.listen(engine, "engine_disposed", _engine_disposed)
         _every[id(connection)] = (os.getpid(), engine, connection)
     kept.engine, kept.pid, kept.connection = engine, os.getpid(), connection
+    kept.cursor = connection.driver_connection.cursor()
     return connection
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -35,7 +34,7 @@ def notification_signature(secret_key: str, fields: dict[str, str]) -> str:
     Each value must be its text exactly as it stands in the JSON body (numbers unparsed).
     """
     message = "|".join(fields.get(name, "null") for name in SIGNED_FIELDS)
-    return hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret_key.encode(), message.encode(), "sha256").hex()
 
 
 def bank_time(value: datetime) -> str:
