@@ -74,6 +74,7 @@ from bench.callbacks import (  # noqa: E402
     RawConnection,
     Req,
     Seeded,
+    calibrate,
     callback_req,
     code_version,
     free_port,
@@ -320,19 +321,6 @@ def wait_quiet(limit_percent: float, timeout: float, windows: int = 3) -> dict[s
             said = waited
             step("waiting", f"machine {percent:.0f}% busy (limit {limit_percent:.0f}%): "
                             "another job is running; waiting for it")
-
-
-def calibrate() -> float:
-    """Seconds a fixed pure-Python loop takes on one core (best of 3): a virtual machine's
-    CPU can be slower from one minute to the next without any process here to blame."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        total = 0
-        for i in range(1_000_000):
-            total += i * i % 7
-        best = min(best, time.perf_counter() - started)
-    return round(best, 4)
 
 
 # -- paying ----------------------------------------------------------------------------------
