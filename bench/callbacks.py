@@ -576,13 +576,37 @@ def random_qr_ids(n: int, rng: random.Random) -> list[str]:
     return sorted(ids, key=lambda _: rng.random())
 
 
+def insert_open_qrs(order_ids: list[int], publics: list[str], amounts: list[int],
+                    rng: random.Random, *, expires_at: datetime) -> list[Seeded]:
+    """One open dynamic QR per order (its sum, bank order `<public id>-1`), inserted in the
+    current session's transaction; needs an app context."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import QrCode, QrKind, QrStatus, utcnow
+
+    now = utcnow()
+    seeded = [Seeded(qr_id, f"{publics[i]}-1", amounts[i])
+              for i, qr_id in enumerate(random_qr_ids(len(order_ids), rng))]
+    db.session.execute(sa.insert(QrCode), [
+        {"kind": QrKind.DYNAMIC, "status": QrStatus.ACTIVE, "qr_id": s.qr_id,
+         "bank_order": s.bank_order, "amount_kopecks": s.amount_kopecks,
+         "payload": f"https://qr.nspk.ru/{s.qr_id}?type=02&bank=100000000007"
+                    f"&sum={s.amount_kopecks}&cur=RUB&crc=0000",
+         "description": f"bench {i}", "order_id": order_ids[i],
+         "expires_at": expires_at, "created_at": now, "updated_at": now}
+        for i, s in enumerate(seeded)
+    ])
+    return seeded
+
+
 def seed(n: int, rng: random.Random) -> list[Seeded]:
     """N orders and N open dynamic QR codes, through the models, in one transaction."""
     import sqlalchemy as sa
 
     from app import create_app
     from app.extensions import db
-    from app.models import Order, OrderChannel, OrderStatus, QrCode, QrKind, QrStatus, utcnow
+    from app.models import Order, OrderChannel, OrderStatus, utcnow
 
     app = create_app({"LOG_LEVEL": "WARNING"})
     now = utcnow()
@@ -596,17 +620,8 @@ def seed(n: int, rng: random.Random) -> list[Seeded]:
               "description": f"bench {i}", "created_at": now, "updated_at": now}
              for i in range(n)],
         ).all()
-        seeded = [Seeded(qr_id, f"{publics[i]}-1", amounts[i])
-                  for i, qr_id in enumerate(random_qr_ids(n, rng))]
-        db.session.execute(sa.insert(QrCode), [
-            {"kind": QrKind.DYNAMIC, "status": QrStatus.ACTIVE, "qr_id": s.qr_id,
-             "bank_order": s.bank_order, "amount_kopecks": s.amount_kopecks,
-             "payload": f"https://qr.nspk.ru/{s.qr_id}?type=02&bank=100000000007"
-                        f"&sum={s.amount_kopecks}&cur=RUB&crc=0000",
-             "description": f"bench {i}", "order_id": order_ids[i],
-             "expires_at": now + timedelta(hours=3), "created_at": now, "updated_at": now}
-            for i, s in enumerate(seeded)
-        ])
+        seeded = insert_open_qrs(order_ids, publics, amounts, rng,
+                                 expires_at=now + timedelta(hours=3))
         db.session.commit()
         db.session.remove()
         db.engine.dispose()

@@ -78,8 +78,8 @@ from bench.callbacks import (  # noqa: E402
     callback_req,
     code_version,
     free_port,
+    insert_open_qrs,
     percentile,
-    random_qr_ids,
     recreate_database,
     step,
     wait_http,
@@ -158,9 +158,6 @@ def seed(app, n: int, rng: random.Random) -> list[Seeded]:
         OrderChannel,
         OrderItem,
         OrderStatus,
-        QrCode,
-        QrKind,
-        QrStatus,
         utcnow,
     )
 
@@ -191,17 +188,8 @@ def seed(app, n: int, rng: random.Random) -> list[Seeded]:
         db.session.execute(sa.insert(OrderItem), [
             {**line, "order_id": order_ids[i]} for i, lines in enumerate(carts) for line in lines
         ])
-        seeded = [Seeded(qr_id, f"{publics[i]}-1", totals[i])
-                  for i, qr_id in enumerate(random_qr_ids(n, rng))]
-        db.session.execute(sa.insert(QrCode), [
-            {"kind": QrKind.DYNAMIC, "status": QrStatus.ACTIVE, "qr_id": s.qr_id,
-             "bank_order": s.bank_order, "amount_kopecks": s.amount_kopecks,
-             "payload": f"https://qr.nspk.ru/{s.qr_id}?type=02&bank=100000000007"
-                        f"&sum={s.amount_kopecks}&cur=RUB&crc=0000",
-             "description": f"bench {i}", "order_id": order_ids[i],
-             "expires_at": now.replace(year=now.year + 1), "created_at": now, "updated_at": now}
-            for i, s in enumerate(seeded)
-        ])
+        seeded = insert_open_qrs(order_ids, publics, totals, rng,
+                                 expires_at=now.replace(year=now.year + 1))
         db.session.commit()
         db.session.remove()
     return seeded
