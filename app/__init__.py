@@ -33,12 +33,6 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
-    # The format below names no thread, file, line or function: skip gathering them for
-    # every record, as the logging HOWTO's "Optimization" section shows. A callback logs
-    # a line, and a record's cost showed in the callback benchmark (bench/README.md).
-    logging.logThreads = False
-    logging.logMultiprocessing = False
-    logging._srcfile = None
     logging.config.dictConfig({
         "version": 1,
         "disable_existing_loggers": False,
@@ -61,7 +55,6 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from app.extensions import babel, csrf, db, migrate
-    from app.sessions import CookieSessionInterface
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         INSTANCE.mkdir(parents=True, exist_ok=True)
@@ -70,7 +63,6 @@ def register_extensions(app: Flask) -> None:
     # Flask-Login is bound with the admin panel, which brings the user model it loads.
     csrf.init_app(app)
     babel.init_app(app)
-    app.session_interface = CookieSessionInterface()
 
 
 def register_models(app: Flask) -> None:

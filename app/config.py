@@ -65,8 +65,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "TESTING": app_env == "testing",
         "SECRET_KEY": secret_key or secrets.token_hex(32),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        # No pool_pre_ping: app/extensions.py pings only connections that sat idle.
-        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # A pooled connection is pinged before use: a database restart costs no request.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "PUBLIC_URL": (_env("PUBLIC_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
         # A callback or an API call bigger than this is refused with 413.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
@@ -103,9 +103,6 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "STATIC_QR_VAT": _env("STATIC_QR_VAT", "none"),
         "STATIC_QR_PAYMENT_OBJECT": _env("STATIC_QR_PAYMENT_OBJECT", "commodity"),
         "QR_TTL_MINUTES": _int("QR_TTL_MINUTES", 10),
-        # PostgreSQL: record "dynamic QR paid in full" in one statement (app/sbp/paid_at_once.py).
-        # Not read from the environment: tests and the benchmark switch it off to compare.
-        "SBP_PAID_AT_ONCE": True,
         "SANDBOX_PORT": sandbox_port,
         # Outbound HTTP: seconds to connect and to read.
         "HTTP_TIMEOUT": (3.05, 15),

@@ -1,7 +1,6 @@
 """Unbound Flask extensions; create_app() binds them."""
 
 import sqlite3
-import time
 
 from flask_babel import Babel
 from flask_login import LoginManager
@@ -10,9 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import Pool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -57,32 +54,3 @@ def _sqlite_pragmas(dbapi_connection, _record):
 def _sqlite_begin_immediate(conn):
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-# A pooled connection that sat idle this long is pinged before use (see below).
-PING_AFTER_IDLE_SECONDS = 10.0
-
-
-@event.listens_for(Pool, "checkin")
-def _stamp_idle(_dbapi_connection, record):
-    record.info["idle_since"] = time.monotonic()
-
-
-@event.listens_for(Pool, "checkout")
-def _ping_if_idle(dbapi_connection, record, proxy):
-    """Pessimistic disconnect handling, only for connections that sat idle.
-
-    SQLAlchemy's `pool_pre_ping` pings on every checkout: one more round trip per request,
-    about a tenth of the CPU of a bank callback. A connection used a moment ago is alive
-    (or its server went away so recently that the statement fails, the pool is
-    invalidated, and the bank or the worker tries again); one that sat idle is pinged,
-    and a dead one is replaced before anyone uses it.
-    """
-    idle_since = record.info.get("idle_since")
-    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
-        return
-    try:
-        proxy._pool._dialect.do_ping(dbapi_connection)
-    except Exception as exc:
-        # The pool discards this connection and checks out another (up to three times).
-        raise DisconnectionError(f"pooled connection is gone: {exc}") from exc

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import BankError, InvalidStateError, NotFoundError, ValidationError
 from app.extensions import db
 from app.httpclient import ProviderError
-from app.jobs import default_max_attempts, enqueue, publish, subscribers
+from app.jobs import enqueue, publish
 from app.models import (
     ActivationStatus,
     BankEvent,
@@ -38,7 +38,7 @@ from app.models import (
     RefundStatus,
     utcnow,
 )
-from app.sbp import get_bank, paid_at_once
+from app.sbp import get_bank
 from app.sbp.provider import (
     PAY_SUCCESS,
     QR_CANCELLED,
@@ -466,15 +466,10 @@ def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> str:
     """Record the bank's news about a payment once and move the state; commit.
 
     A repeat of the same transaction and status changes nothing. A sum that differs from
-    what the QR asked for is kept for review and never marked paid. On PostgreSQL the
-    everyday case (a dynamic QR paid its exact sum) and its repeats are one statement
-    (`_paid_at_once`); everything else takes the ORM path below.
+    what the QR asked for is kept for review and never marked paid.
     """
     bank = get_bank()
     key = f"{info.transaction_id or info.order}:{info.status}"
-    outcome = _paid_at_once(bank.name, info, key, source, raw)
-    if outcome is not None:
-        return outcome
     # INSERT ... ON CONFLICT DO NOTHING RETURNING id: no row back means this news was
     # recorded before (a concurrent repeat waits here for the first one to commit).
     event_id = db.session.execute(_event_insert(db.session.get_bind().dialect.name), {
@@ -504,46 +499,6 @@ def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> str:
     db.session.execute(sa.update(events).where(events.c.id == event_id).values(outcome=outcome))
     db.session.commit()
     return outcome
-
-
-def _paid_at_once(provider: str, info: PaymentInfo, key: str, source: str,
-                  raw: str) -> str | None:
-    """PostgreSQL: a dynamic QR paid its exact sum, in one statement (app/sbp/paid_at_once.py).
-
-    :returns: "paid" when it was that case (committed), "duplicate" when this news is on
-        file already (nothing written), None when the general path must decide.
-    """
-    engine = db.engine
-    if (info.status != PAY_SUCCESS or not info.qr_id or not info.amount_kopecks
-            or info.amount_kopecks <= 0 or not current_app.config["SBP_PAID_AT_ONCE"]
-            or engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg"
-            # The statement runs on a connection of its own: rows this session may hold
-            # locked would make it wait for ourselves.
-            or (db.session.registry.has() and db.session().in_transaction())):
-        return None
-    names = subscribers("payment.paid")
-    now = utcnow()
-    values = {
-        "qr_id": info.qr_id, "amount": info.amount_kopecks, "provider": provider,
-        "event_key": key[:128], "source": source, "transaction_id": info.transaction_id,
-        "payment_status": info.status, "payload": raw,
-        "paid_at": info.transaction_date or now, "now": now,
-        "max_attempts": default_max_attempts(), "job_names": names,
-    }
-    # A connection of its own, outside the session: see paid_at_once.run.
-    result = paid_at_once.run(engine, values)
-    if result is None or result.payment_id is None:
-        if result is not None and result.on_file:
-            logger.info("bank event %s repeated; nothing to do", key)
-            return "duplicate"
-        return None
-    if result.qr_was != QrStatus.ACTIVE.value or result.order_was not in (
-            None, OrderStatus.PENDING.value):
-        logger.warning("QR %s was %s, order %s was %s, but the bank took the money: paid",
-                       info.qr_id, result.qr_was, result.order_id, result.order_was)
-    logger.info("QR %s paid: payment %s, %s kopecks", info.qr_id, result.payment_id,
-                info.amount_kopecks)
-    return "paid"
 
 
 @functools.cache
