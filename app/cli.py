@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 qr_cli = AppGroup("qr", help="Create and inspect SBP QR codes.")
 sbp_cli = AppGroup("sbp", help="Settings at the bank.")
 demo_cli = AppGroup("demo", help="Demo data for a first look.")
-payment_cli = AppGroup("payment", help="Payments: refunds.")
+payment_cli = AppGroup("payment", help="Payments: review and refunds.")
 receipt_cli = AppGroup("receipt", help="54-FZ receipts.")
 
 
@@ -101,6 +101,20 @@ def payment_refund(payment_id: int, amount: str | None, reason: str | None):
     except KassaError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     _print(refund_to_dict(refund))
+
+
+@payment_cli.command("accept")
+@click.argument("payment_id", type=int)
+def payment_accept(payment_id: int):
+    """Accept a payment flagged for review: it counts as paid and gets its receipt."""
+    from app.sbp import services
+    from app.sbp.serialize import payment_to_dict
+
+    try:
+        payment = services.accept_payment(payment_id)
+    except KassaError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    _print(payment_to_dict(payment))
 
 
 @receipt_cli.command("show")

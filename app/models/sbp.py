@@ -156,7 +156,8 @@ PAYMENT_TRANSITIONS = {
 
 
 class Payment(TimestampMixin, db.Model):
-    """Money the bank says it received: one per dynamic QR or activation, many per static QR."""
+    """Money the bank says it received: usually one per dynamic QR or cash-link sale, many
+    per static QR; a second one on a QR or sale that takes one is kept for review."""
 
     __tablename__ = "payments"
     __table_args__ = (
@@ -171,11 +172,14 @@ class Payment(TimestampMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     qr_code_id: Mapped[int] = mapped_column(sa.ForeignKey("qr_codes.id"), index=True)
     activation_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("cash_link_activations.id"), unique=True
+        sa.ForeignKey("cash_link_activations.id"), index=True
     )
     order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"), index=True)
-    # The bank's transaction id; NULL only when a poll saw the payment before its callback.
-    transaction_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # What the bank signed about this payment: order, sum and time (sbp.services.payment_key).
+    # The bank's transactionId is not signed: it is kept to show and to name the payment
+    # in a refund, never to tell two payments apart.
+    bank_key: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    transaction_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     amount_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
     refunded_kopecks: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     status: Mapped[PaymentStatus] = mapped_column(str_enum(PaymentStatus, "payment_status"))
@@ -254,7 +258,8 @@ class BankEvent(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(sa.String(20))
-    # transactionId + paymentStatus: a repeat of the same news is the same key.
+    # The payment's signed fields + paymentStatus: a repeat of the same news, or a replay
+    # with unsigned fields changed, is the same key.
     event_key: Mapped[str] = mapped_column(sa.String(128))
     source: Mapped[str] = mapped_column(sa.String(16))  # callback | poll
     qr_id: Mapped[str | None] = mapped_column(sa.String(32), index=True)

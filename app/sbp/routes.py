@@ -32,7 +32,13 @@ def callback():
         return jsonify(ok=False, error="bad_signature", message=exc.message), 400
     except ProviderError as exc:
         logger.warning("bank callback refused: %s", exc.message)
-        return jsonify(ok=False, error=exc.code, message=exc.message), 400
+        # A retryable error is ours (the bank's API could not be asked): 503, send again.
+        return jsonify(ok=False, error=exc.code, message=exc.message), (
+            503 if exc.retryable else 400)
+    if outcome == services.Outcome.UNKNOWN_ORDER:
+        # Not an error of the bank's: the order may be committed a moment from now. Any
+        # answer but 200 makes the bank send it again later.
+        return jsonify(ok=False, error=outcome, message="unknown order, send it again later"), 404
     return jsonify(ok=True, outcome=outcome)
 
 

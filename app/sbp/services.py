@@ -8,10 +8,12 @@ requests never wait on each other in a circle.
 
 from __future__ import annotations
 
+import enum
 import functools
+import hashlib
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -54,6 +56,9 @@ from app.sbp.provider import (
 logger = logging.getLogger(__name__)
 
 PAYABLE_ORDER = (OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.EXPIRED)
+# Money that arrives for these is the order's payment (late money for a cancelled order
+# too: the bank's word wins); for a paid or refunded order it is money to review.
+SETTLEABLE_ORDER = (*PAYABLE_ORDER, OrderStatus.CANCELLED)
 MAX_TTL_MINUTES = 60 * 24 * 3  # the bank's own default lifetime of a dynamic QR
 
 
@@ -450,55 +455,146 @@ def _close_activation(activation: CashLinkActivation, to: ActivationStatus) -> N
 # -- bank events ---------------------------------------------------------------------------------
 
 
-def handle_callback(raw_body: bytes, signature: str | None) -> str:
+class Outcome(enum.StrEnum):
+    """What a piece of bank news did. Every outcome but UNKNOWN_ORDER lets the bank stop
+    resending: the news is on file, or it needs a person rather than another try."""
+
+    PAID = "paid"
+    AMOUNT_MISMATCH = "amount_mismatch"  # recorded for review: not the sum that was asked
+    REVIEW = "review"                    # recorded for review: paid twice, or order closed
+    BAD_AMOUNT = "bad_amount"            # a zero or negative sum: flagged, nothing recorded
+    DUPLICATE = "duplicate"              # this very news is on file
+    DUPLICATE_PAYMENT = "duplicate_payment"  # the payment is on file under other news
+    IGNORED = "ignored"                  # not a success (declined, in progress): logged
+    UNKNOWN_ORDER = "unknown_order"      # no QR or sale of ours has this order: not yet
+
+
+def handle_callback(raw_body: bytes, signature: str | None) -> Outcome:
     """Verify and apply one bank notification (POST /sbp/callback).
 
-    :returns: what happened ("paid", "duplicate", "amount_mismatch", ...); every outcome
-        means the bank may stop resending.
     :raises SignatureError: bad or missing signature; nothing is recorded.
-    :raises ProviderError: a body that is not a notification; nothing is recorded.
+    :raises ProviderError: a body that is not a notification, or one whose unsigned qrId
+        is not the QR of its signed order; nothing is recorded.
     """
     info = get_bank().parse_notification(raw_body, signature)
     return apply_bank_event(info, source="callback", raw=raw_body.decode("utf-8", "replace"))
 
 
-def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> str:
+def payment_key(info: PaymentInfo) -> str:
+    """A payment's identity at the bank, from the fields the bank signs: order, sum, time.
+
+    The bank signs `amount|sbpMerchantId|order|paymentStatus|transactionDate` and nothing
+    else; `qrId` and `transactionId` are not covered, so they never tell payments apart.
+    Values are normalized (kopecks, UTC) so that a callback and a poll of the same payment
+    give the same key.
+    """
+    when = info.transaction_date.astimezone(UTC).isoformat() if info.transaction_date else ""
+    key = f"{info.order}|{info.amount_kopecks}|{when}"
+    return key if len(key) <= 100 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> Outcome:
     """Record the bank's news about a payment once and move the state; commit.
 
-    A repeat of the same transaction and status changes nothing. A sum that differs from
-    what the QR asked for is kept for review and never marked paid.
+    The QR code or cash-link sale is found by the signed `order` alone, and the news is
+    recorded once per signed content: a repeat, or a replay with any unsigned field
+    changed, records nothing. News for an order we do not know (yet) records nothing
+    either, so the bank's resend or the reconciler's poll can still apply it. Money that
+    arrived is never dropped: a wrong sum, a second payment, or a payment for an order
+    that is closed already is recorded for review.
+
+    :raises ProviderError: code "qr_mismatch": the unsigned qrId is not the QR of the
+        signed order; nothing is recorded.
     """
-    bank = get_bank()
-    key = f"{info.transaction_id or info.order}:{info.status}"
+    target = _find_target(info)
+    if target is None:
+        db.session.rollback()
+        logger.warning("bank news for unknown order %r (QR %s): not recorded, the bank will "
+                       "resend it", info.order, info.qr_id)
+        return Outcome.UNKNOWN_ORDER
+    key = payment_key(info)
+    outcome = _record(info, target, key, source=source, raw=raw)
+    if outcome == Outcome.DUPLICATE and _maybe_twin(info, target, key):
+        # Two payments with the same signed fields (a static QR paid the same sum twice
+        # within the bank's clock tick): only the bank can tell a twin from a replay.
+        outcome = _record(info, target, f"{key}#{info.transaction_id}", source=source,
+                          raw=raw)
+    return outcome
+
+
+def _find_target(info: PaymentInfo) -> tuple[int, int | None] | None:
+    """(QR code id, cash-link activation id or None) of the signed order, or None."""
+    qr = db.session.scalars(sa.select(QrCode).where(QrCode.bank_order == info.order)
+                            ).one_or_none()
+    activation = None
+    if qr is None:
+        activation = db.session.scalars(sa.select(CashLinkActivation).where(
+            CashLinkActivation.bank_order_id == info.order)).one_or_none()
+        if activation is None:
+            return None
+        qr = activation.qr_code
+    elif qr.kind == QrKind.CASH_LINK:
+        return None  # a cash link is paid through its sales' orders, never its own
+    if info.qr_id and info.qr_id != qr.qr_id:
+        logger.warning("bank news for order %r names QR %s, but that order is QR %s: refused",
+                       info.order, info.qr_id, qr.qr_id)
+        raise ProviderError("qr_mismatch", "qrId does not match the QR of this order",
+                            provider=get_bank().name)
+    return qr.id, activation.id if activation else None
+
+
+def _record(info: PaymentInfo, target: tuple[int, int | None], key: str, *, source: str,
+            raw: str) -> Outcome:
     # INSERT ... ON CONFLICT DO NOTHING RETURNING id: no row back means this news was
     # recorded before (a concurrent repeat waits here for the first one to commit).
+    event_key = f"{key}|{info.status}"
     event_id = db.session.execute(_event_insert(db.session.get_bind().dialect.name), {
-        "provider": bank.name, "event_key": key[:128], "source": source,
+        "provider": get_bank().name, "event_key": event_key, "source": source,
         "qr_id": info.qr_id or None, "transaction_id": info.transaction_id,
         "payment_status": info.status, "payload": raw, "outcome": "received",
         "received_at": utcnow(),
     }).scalar()
     if event_id is None:
         db.session.rollback()
-        logger.info("bank event %s repeated; nothing to do", key)
-        return "duplicate"
-
-    qr = db.session.scalars(
-        sa.select(QrCode).where(QrCode.qr_id == info.qr_id).with_for_update()
-    ).one_or_none()
-    if qr is None:
-        outcome = "unknown_qr"
-        logger.warning("bank event for unknown QR %s kept for review", info.qr_id)
-    elif info.status != PAY_SUCCESS:
-        outcome = f"ignored_{info.status.lower() or 'empty'}"
-        logger.info("QR %s: payment %s (%s)", qr.qr_id, info.status, info.transaction_id)
+        logger.info("bank event %s repeated; nothing to do", event_key)
+        return Outcome.DUPLICATE
+    qr_code_id, activation_id = target
+    qr = _lock(QrCode, qr_code_id)
+    activation = _lock(CashLinkActivation, activation_id) if activation_id else None
+    if info.status != PAY_SUCCESS:
+        outcome = Outcome.IGNORED
+        logger.info("QR %s: payment %s for order %s", qr.qr_id, info.status, info.order)
     else:
         with db.session.no_autoflush:
-            outcome = _record_success(qr, info)
+            outcome = _record_success(qr, activation, info, key)
     events = BankEvent.__table__
     db.session.execute(sa.update(events).where(events.c.id == event_id).values(outcome=outcome))
     db.session.commit()
     return outcome
+
+
+def _maybe_twin(info: PaymentInfo, target: tuple[int, int | None], key: str) -> bool:
+    """A static QR's success whose signed fields are on file under another transaction id,
+    and which the bank's own API confirms: a second payment, not a replay."""
+    qr = db.session.get(QrCode, target[0])
+    recorded = db.session.scalar(sa.select(Payment.transaction_id).where(
+        Payment.bank_key == key))
+    db.session.rollback()
+    if (qr.kind != QrKind.STATIC or info.status != PAY_SUCCESS or not info.transaction_id
+            or recorded is None or recorded == info.transaction_id):
+        return False
+    try:
+        bank = get_bank().get_payment(qr.qr_id)
+    except ProviderError as exc:
+        if exc.retryable:
+            raise  # the bank is asked again when it resends
+        return False
+    confirmed = (bank.status == PAY_SUCCESS and bank.transaction_id == info.transaction_id
+                 and payment_key(bank) == key)
+    logger.warning("static QR %s: news for transaction %s repeats the signed fields of %s; "
+                   "the bank %s it", qr.qr_id, info.transaction_id, recorded,
+                   "confirms" if confirmed else "does not confirm")
+    return confirmed
 
 
 @functools.cache
@@ -510,86 +606,105 @@ def _event_insert(dialect: str):
             .returning(events.c.id))
 
 
-def _record_success(qr: QrCode, info: PaymentInfo) -> str:
-    activation = None
-    expected = qr.amount_kopecks
-    order_id = qr.order_id
-    if qr.kind == QrKind.CASH_LINK:
-        activation = db.session.scalars(
-            sa.select(CashLinkActivation)
-            .where(CashLinkActivation.bank_order_id == info.order).with_for_update()
-        ).one_or_none()
-        if activation is None:
-            qr.flag_for_review(f"payment {info.transaction_id} for unknown order {info.order}")
-            logger.error("cash link %s paid for unknown order %s", qr.qr_id, info.order)
-            return "unknown_order"
-        expected, order_id = activation.amount_kopecks, activation.order_id
-
-    existing = _existing_payment(qr, activation, info)
-    if existing is not None:
-        if existing.transaction_id is None and info.transaction_id:
-            existing.transaction_id = info.transaction_id
-        return "duplicate_payment"
-
+def _record_success(qr: QrCode, activation: CashLinkActivation | None, info: PaymentInfo,
+                    key: str) -> Outcome:
     amount = info.amount_kopecks or 0
     if amount <= 0:
         qr.flag_for_review(f"bank reported a payment of {amount} kopecks")
         logger.error("QR %s: payment of %s kopecks reported; flagged", qr.qr_id, amount)
-        return "bad_amount"
-    mismatch = expected is not None and amount != expected
-    reason = f"bank reported {amount} kopecks, QR asked for {expected}" if mismatch else None
+        return Outcome.BAD_AMOUNT
+    expected = activation.amount_kopecks if activation else qr.amount_kopecks
+    order_id = activation.order_id if activation else qr.order_id
+    if qr.kind != QrKind.STATIC and info.transaction_id and _same_payment(
+            qr, activation, info.transaction_id, amount):
+        return Outcome.DUPLICATE_PAYMENT
+    order = _lock(Order, order_id) if order_id is not None else None
+
+    outcome, reason = Outcome.PAID, None
+    if expected is not None and amount != expected:
+        outcome, reason = (Outcome.AMOUNT_MISMATCH,
+                           f"bank reported {amount} kopecks, QR asked for {expected}")
+    elif (activation.status == ActivationStatus.PAID if activation
+          else qr.status == QrStatus.PAID):
+        outcome, reason = Outcome.REVIEW, "paid again after it was paid"
+    elif order is not None and order.status not in SETTLEABLE_ORDER:
+        outcome, reason = Outcome.REVIEW, f"order was already {order.status.value}"
     payment = Payment(
         qr_code_id=qr.id, activation_id=activation.id if activation else None,
-        order_id=order_id, transaction_id=info.transaction_id, amount_kopecks=amount,
-        status=PaymentStatus.REVIEW if mismatch else PaymentStatus.PAID,
+        order_id=order_id, bank_key=key, transaction_id=info.transaction_id,
+        amount_kopecks=amount, status=PaymentStatus.REVIEW if reason else PaymentStatus.PAID,
         review_reason=reason, paid_at=info.transaction_date or utcnow(),
     )
-    if mismatch:
+    db.session.add(payment)
+    if reason:
         qr.flag_for_review(reason)
-        db.session.add(payment)
         db.session.flush()
         publish("payment.review", {"payment_id": payment.id}, key=f"payment-{payment.id}")
-        logger.error("QR %s: %s; flagged for review", qr.qr_id, reason)
-        return "amount_mismatch"
+        logger.error("QR %s: payment %s: %s; flagged for review", qr.qr_id, payment.id, reason)
+        return outcome
+    _settle(qr, activation, order, payment)
+    logger.info("QR %s paid: payment %s, %s kopecks", qr.qr_id, payment.id, amount)
+    return Outcome.PAID
 
-    db.session.add(payment)
-    if qr.kind == QrKind.DYNAMIC:
+
+def _same_payment(qr: QrCode, activation: CashLinkActivation | None, transaction_id: str,
+                  amount: int) -> bool:
+    """A QR or sale that takes one payment has this one on file under other news (the
+    same transaction and sum reported in another form). Only ever merges, never creates."""
+    where = (Payment.activation_id == activation.id if activation
+             else Payment.qr_code_id == qr.id)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
+        where, Payment.transaction_id == transaction_id, Payment.amount_kopecks == amount)) > 0
+
+
+def _settle(qr: QrCode, activation: CashLinkActivation | None, order: Order | None,
+            payment: Payment) -> None:
+    """Mark what the payment paid as paid and publish "payment.paid" (rows locked)."""
+    if qr.kind == QrKind.DYNAMIC and qr.status != QrStatus.PAID:
         qr.set_status(QrStatus.PAID)
     if activation is not None:
+        if activation.status != ActivationStatus.PAID:
+            activation.set_status(ActivationStatus.PAID)
         _close_activation(activation, ActivationStatus.PAID)
-    if order_id is not None:
-        order = _lock(Order, order_id)
-        if order.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+    if order is not None and order.status in SETTLEABLE_ORDER:
+        if order.status != OrderStatus.PENDING:
             logger.warning("order %s was %s but the bank took the money: marking paid",
                            order.id, order.status.value)
         order.set_status(OrderStatus.PAID)
         order.paid_at = payment.paid_at
     db.session.flush()
     publish("payment.paid", {"payment_id": payment.id}, key=f"payment-{payment.id}")
-    logger.info("QR %s paid: payment %s, %s kopecks", qr.qr_id, payment.id, amount)
-    return "paid"
 
 
-def _existing_payment(qr: QrCode, activation: CashLinkActivation | None,
-                      info: PaymentInfo) -> Payment | None:
-    """The payment already recorded for this news, if any (the rows are locked).
+def accept_payment(payment_id: int) -> Payment:
+    """Accept a payment that was flagged for review: it counts as paid and is fiscalized.
 
-    A dynamic QR or a cash-link sale carries one payment, so only a paid (or flagged) one
-    can have it; a static QR carries many, told apart by the bank's transaction id.
+    Its QR code, cash-link sale and order are marked paid if they are not already.
+
+    :raises InvalidStateError: the payment is not waiting for review.
     """
-    if activation is not None:
-        if activation.status != ActivationStatus.PAID:
-            return None
-        where = Payment.activation_id == activation.id
-    elif qr.kind == QrKind.DYNAMIC:
-        if qr.status != QrStatus.PAID and not qr.needs_review:
-            return None
-        where = Payment.qr_code_id == qr.id
-    elif info.transaction_id:
-        where = Payment.transaction_id == info.transaction_id
-    else:
-        return None
-    return db.session.scalars(sa.select(Payment).where(where).order_by(Payment.id)).first()
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFoundError(_l("Платёж не найден"))
+    ids = payment.qr_code_id, payment.activation_id, payment.order_id
+    db.session.rollback()
+    qr = _lock(QrCode, ids[0])
+    activation = _lock(CashLinkActivation, ids[1]) if ids[1] else None
+    order = _lock(Order, ids[2]) if ids[2] else None
+    payment = _lock(Payment, payment_id)
+    if payment.status != PaymentStatus.REVIEW:
+        db.session.rollback()
+        raise InvalidStateError(_l("Платёж не ждёт проверки"), code="payment_not_in_review")
+    payment.set_status(PaymentStatus.PAID)
+    logger.warning("payment %s accepted after review (%s)", payment.id, payment.review_reason)
+    payment.review_reason = None
+    _settle(qr, activation, order, payment)
+    db.session.flush()
+    if not db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
+            Payment.qr_code_id == qr.id, Payment.status == PaymentStatus.REVIEW)):
+        qr.needs_review, qr.review_reason = False, None
+    db.session.commit()
+    return payment
 
 
 # -- reconciliation ------------------------------------------------------------------------------
@@ -814,13 +929,39 @@ def send_refund(refund_id: int) -> str:
         "transaction_id": payment.transaction_id if qr.kind != QrKind.DYNAMIC else None,
     }
     db.session.rollback()
+    bank = get_bank()
     try:
-        result = get_bank().refund(**request)
+        result = bank.refund(**request)
     except ProviderError as exc:
         if exc.retryable:
-            raise
-        return _apply_refund_status(refund_id, REFUND_DECLINED, error=f"{exc.code}: {exc.message}")
+            raise  # the job sends it again under the same refund id: the bank refunds once
+        # A refusal, or an answer that does not say (a repeat of a request whose reply was
+        # lost may be refused as a duplicate): the money may be on its way all the same.
+        # Only the bank's own refund status may decline it.
+        return _apply_refund_status(refund_id, _refund_status_after(bank, refund_id, exc),
+                                    error=f"{exc.code}: {exc.message}")
     return _apply_refund_status(refund_id, result.status)
+
+
+def _refund_status_after(bank, refund_id: int, refused: ProviderError) -> str:
+    """The bank's status of a refund whose request it refused; declined only if the bank
+    declined it or has no such refund.
+
+    :raises ProviderError: the bank's refund status cannot be had now; the job retries.
+    """
+    external = db.session.get(Refund, refund_id).refund_id
+    db.session.rollback()
+    try:
+        status = bank.get_refund(external).status
+    except ProviderError as exc:
+        if exc.code != "ERROR.REFUND_NOT_FOUND":
+            raise ProviderError(exc.code, f"refund refused ({refused.code}), and its status "
+                                f"is unknown: {exc.message}", provider=exc.provider,
+                                retryable=True) from exc
+        return REFUND_DECLINED
+    logger.warning("refund %s refused (%s: %s); the bank's status says %s", refund_id,
+                   refused.code, refused.message, status)
+    return status
 
 
 def poll_refund(refund_id: int) -> str:
@@ -865,9 +1006,12 @@ def _complete_refund(refund: Refund) -> None:
     refund.completed_at = utcnow()
     payment.refunded_kopecks += refund.amount_kopecks
     full = payment.refunded_kopecks >= payment.amount_kopecks
-    if payment.status != PaymentStatus.REVIEW or full:
+    in_review = payment.status == PaymentStatus.REVIEW
+    if not in_review or full:
         payment.set_status(PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED)
-    if payment.order_id is not None:
+    # Money under review never paid the order (another payment did, or none): the order
+    # stays as it is when that money goes back.
+    if payment.order_id is not None and not in_review:
         order = _lock(Order, payment.order_id)
         target = OrderStatus.REFUNDED if full else OrderStatus.PARTIALLY_REFUNDED
         if order.status != target and order.status in (OrderStatus.PAID,
