@@ -3,6 +3,7 @@ HTTP, the app served on loopback for the bank's callbacks, and a worker thread."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -182,6 +183,22 @@ class Stack:
         response = requests.post(f"{self.bank_url}/sandbox/qrs/{qr_id}/pay", json=body,
                                  timeout=5)
         assert response.status_code == 200, response.text
+        return response.json()
+
+    def callback_raw(self, body: dict, expect: int = 200) -> dict:
+        """POST a notification to Kassa signed as the bank signs it (`body` values as
+        JSON text: amounts as strings of their number, e.g. "100.00")."""
+        import requests
+
+        from app.sbp.raiffeisen import SIGNATURE_HEADER, SIGNED_FIELDS, notification_signature
+
+        fields = {name: str(body[name]) for name in SIGNED_FIELDS}
+        text = json.dumps({**body, "amount": "@"}).replace('"@"', str(body["amount"]))
+        response = requests.post(f"{self.web.url}/sbp/callback", data=text, timeout=10,
+                                 headers={"Content-Type": "application/json",
+                                          SIGNATURE_HEADER: notification_signature(
+                                              SANDBOX_SECRET_KEY, fields)})
+        assert response.status_code == expect, response.text
         return response.json()
 
     def bank_state(self) -> dict:

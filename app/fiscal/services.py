@@ -85,10 +85,12 @@ def _external_id(receipt: Receipt) -> str:
 
 def _sale_draft(payment: Payment) -> ReceiptDraft:
     order = payment.order
-    if order is None:
-        # A static-QR payment has no order: one configurable line.
+    if order is None or payment.amount_kopecks != order.total_kopecks:
+        # A static-QR payment has no order, and a sum an admin accepted after review is
+        # not the order's: one configurable line for what was paid.
         qr = payment.qr_code
         name = (qr.description if qr.kind == QrKind.STATIC and qr.description
+                else order.description if order is not None and order.description
                 else current_app.config["STATIC_QR_ITEM_NAME"])
         return builder.single_line_receipt(
             payment.amount_kopecks, name=name, company=company(),
