@@ -288,4 +288,5 @@ def set_callback() -> Response:
     if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
         raise invalid("callbackUrl must be an http(s) URL")
     _state().set_callback_url(url)
-    return json_response({"code": "SUCCESS"})
+    # The answer is the setting itself (sbp_en.yaml / ecom_en.yaml callbackSettings).
+    return json_response({"callbackUrl": url})

@@ -359,7 +359,9 @@ class SandboxState:
                 "createDate": create_date,
                 "currency": "RUB",
                 "merchantId": self.merchant_number,
-                "order": order_id,
+                # Required: an idle cash link registered without an order reports its qrId
+                # (sandbox assumption; the bank's answer for that case is undocumented).
+                "order": order_id or qr.qr_id,
                 "paymentStatus": latest.status if latest is not None else "NO_INFO",
                 "qrId": qr.qr_id,
                 "sbpMerchantId": self.settings.merchant_id,

@@ -160,7 +160,7 @@ def test_callback_url_set_through_the_api(
         headers=AUTH,
         timeout=5,
     )
-    assert response.json() == {"code": "SUCCESS"}
+    assert response.json() == {"callbackUrl": receiver.url}
     bad = requests.post(
         f"{server.url}/api/settings/v1/callback", json={"callbackUrl": "ftp://x"}, headers=AUTH,
         timeout=5,
