@@ -164,3 +164,122 @@ def test_unreachable_bank_is_a_retryable_network_error():
     with pytest.raises(ProviderError) as down:
         client.get_qr("X")
     assert (down.value.code, down.value.retryable) == ("network", True)
+
+
+class _Canned(BaseHTTPRequestHandler):
+    """Answers every call with HTTP 200 and the body in `answer`; keeps what it was sent."""
+
+    answer: ClassVar[bytes] = b""
+    hits: ClassVar[list[tuple[str, str]]] = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        type(self).hits.append((self.command, self.path))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(type(self).answer)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def canned_bank():
+    _Canned.hits = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_200_whose_code_is_not_success_is_a_refusal(canned_bank):
+    """sbp-sdk-java SbpClientTest: 200 {"code":"BAD_MESSAGE"} is not a success."""
+    client = RaiffeisenClient(canned_bank, SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY)
+    _Canned.answer = b'{"code":"BAD_MESSAGE"}'
+    calls = [
+        lambda: client.cancel_qr("AS" + "0" * 30),
+        lambda: client.deactivate_cash_link("order-1"),
+        lambda: client.refund(refund_id="rf-1", order="o-1", amount_kopecks=100),
+        lambda: client.refund_cash_link_order(order_id="o-1", refund_id="rf-2",
+                                              amount_kopecks=100),
+        lambda: client.set_callback_url("https://shop.example/sbp/callback"),
+    ]
+    for call in calls:
+        with pytest.raises(ProviderError) as refused:
+            call()
+        assert (refused.value.code, refused.value.retryable) == ("BAD_MESSAGE", False)
+    assert len(_Canned.hits) == len(calls)  # refused once each, never retried
+
+    # The orders API answers with the order object and no code at all: that is a success.
+    _Canned.answer = (b'{"id":"o-1","amount":10.50,"status":{"value":"NEW",'
+                      b'"date":"2021-12-24T11:15:22.000Z"},"qr":{"id":"AS1"}}')
+    assert client.get_cash_link_order("o-1").amount_kopecks == 1050
+    _Canned.answer = b""
+    client.deactivate_cash_link("o-1")  # an empty 200 is fine too
+
+
+def _paid_cash_link_order(client, bank, amount_kopecks: int) -> tuple[str, str]:
+    import requests
+
+    link = client.register_cash_link(order=_order("cl"), description=None)
+    sale = client.activate_cash_link(qr_id=link.qr_id, order_id=_order("sale"),
+                                     amount_kopecks=amount_kopecks,
+                                     expires_at=utcnow() + timedelta(minutes=5), comment=None)
+    requests.post(f"{bank.url}/sandbox/qrs/{link.qr_id}/pay", json={"status": "SUCCESS"},
+                  timeout=5)
+    return link.qr_id, sale.order_id
+
+
+def test_cash_link_payment_is_found_by_its_own_order(client, bank):
+    qr_id, first = _paid_cash_link_order(client, bank, 12345)
+    # The same link sells again; the first sale is still found by its own order.
+    second = client.activate_cash_link(qr_id=qr_id, order_id=_order("next"),
+                                       amount_kopecks=500,
+                                       expires_at=utcnow() + timedelta(minutes=5), comment="x")
+    paid = client.get_cash_link_payment(first)
+    assert (paid.status, paid.amount_kopecks, paid.order, paid.qr_id) == (
+        "SUCCESS", 12345, first, qr_id)
+    assert paid.transaction_id and paid.transaction_date is not None
+    assert client.get_payment(qr_id).order == first  # the link's latest payment
+
+    waiting = client.get_cash_link_payment(second.order_id)
+    assert (waiting.status, waiting.amount_kopecks, waiting.transaction_id) == (
+        "NO_INFO", 500, None)
+    with pytest.raises(ProviderError) as unknown:
+        client.get_cash_link_payment("no-such-order")
+    assert (unknown.value.code, unknown.value.retryable) == ("ERROR.NOT_FOUND", False)
+
+
+def test_cash_link_refund_goes_through_the_orders_refund_path(client, bank):
+    import time
+
+    _qr_id, order_id = _paid_cash_link_order(client, bank, 10000)
+    first = client.refund_cash_link_order(order_id=order_id, refund_id=_order("r1"),
+                                          amount_kopecks=6000, purpose="Возврат")
+    assert (first.status, first.amount_kopecks) == ("IN_PROGRESS", 6000)
+    refund = bank.sandbox.state.refunds[first.refund_id]
+    assert (refund.order, refund.payment_details) == (order_id, "Возврат")
+    # Asking again with the same refundId is the same refund.
+    again = client.refund_cash_link_order(order_id=order_id, refund_id=first.refund_id,
+                                          amount_kopecks=6000, purpose="Возврат")
+    assert again.amount_kopecks == 6000
+    time.sleep(0.2)
+    done = client.get_cash_link_refund(order_id, first.refund_id)
+    assert (done.status, done.amount_kopecks) == ("COMPLETED", 6000)
+
+    with pytest.raises(ProviderError) as over:
+        client.refund_cash_link_order(order_id=order_id, refund_id=_order("r2"),
+                                      amount_kopecks=4001)
+    assert (over.value.code, over.value.retryable) == ("ERROR.REFUND_INSUFFICIENT_FUNDS", False)
+    with pytest.raises(ProviderError) as elsewhere:
+        client.get_cash_link_refund("another-order", first.refund_id)
+    assert elsewhere.value.code == "ERROR.REFUND_NOT_FOUND"
+    with pytest.raises(ProviderError) as unknown:
+        client.refund_cash_link_order(order_id="no-such-order", refund_id=_order("r3"),
+                                      amount_kopecks=100)
+    assert unknown.value.code == "ERROR.NOT_FOUND"

@@ -6,7 +6,11 @@ import pytest
 
 from app.httpclient import ProviderError, dumps
 from app.sbp.provider import SignatureError
-from app.sbp.raiffeisen import RaiffeisenClient, notification_signature
+from app.sbp.raiffeisen import (
+    RaiffeisenClient,
+    ecom_notification_signature,
+    notification_signature,
+)
 
 # Raiffeisen-DGTL/sbp-sdk-java, src/test/.../TestData.java (reference/sbp.md §1.6).
 VECTOR_KEY = (
@@ -102,3 +106,146 @@ def test_notification_for_another_merchant_is_refused():
     with pytest.raises(ProviderError) as refused:
         stranger.parse_notification(VECTOR_BODY, VECTOR_SIGNATURE)
     assert refused.value.code == "bad_payload"
+
+
+# The ecom (orders) notification, as a paid cash-link order brings it.
+# Vector of Raiffeisen-DGTL/ecom-sdk-net, Raiffeisen.Ecom.Test/EcomTest.Validation.cs: key
+# "testSecretKey", publicId "testPublicId", its body and expected (uppercase) hex.
+ECOM_KEY, ECOM_PUBLIC_ID = "testSecretKey", "testPublicId"
+ECOM_SIGNATURE = "1CD05C590E5786644295F3AE6BAE2F4CD1BFE1E366969FAA3E1C5EEF53D7DB06"
+ECOM_ACQUIRING_BODY = """{
+    "event": "payment",
+    "transaction": {
+        "id": 120059,
+        "orderId": "testOrder",
+        "status": {
+            "value": "SUCCESS",
+            "date": "2019-07-11T17:45:13+03:00"
+        },
+        "paymentMethod": "acquiring",
+        "paymentParams": {
+            "rrn": 935014591810,
+            "authCode": 25984
+        },
+        "amount": 12500.5,
+        "comment": "Покупка шоколадного торта",
+        "extra": {
+            "additionalInfo": "Sweet Cake"
+        }
+    }
+}""".encode()
+# ecom_en.yaml (Raiffeisen-DGTL/ecom-API) x-webhooks example "sbp": the same signed fields.
+ECOM_SBP_BODY = (
+    '{"event":"payment","transaction":{"id":120059,"orderId":"testOrder",'
+    '"status":{"value":"SUCCESS","date":"2019-07-11T17:45:13+03:00"},"paymentMethod":"sbp",'
+    '"paymentParams":{"qrId":"AD100051KNSNR64I98CRUJUASC9M72QT"},"amount":12500.5,'
+    '"comment":"Покупка шоколадного торта","extra":{"additionalInfo":"Sweet Cake"}}}'
+).encode()
+
+
+@pytest.fixture
+def ecom_client():
+    return RaiffeisenClient("http://127.0.0.1:9", "MA0000000552", ECOM_KEY,
+                            public_id=ECOM_PUBLIC_ID)
+
+
+def test_ecom_sdk_vectors():
+    # ecom-sdk-java CryptoUtilsTest: its control line, key and hex.
+    assert ecom_notification_signature(
+        "test_secret_key", amount="1", public_id="test_public_id",
+        order="test_transaction_order_id", status="test_transaction_status_value",
+        status_date="test_transaction_status_date",
+    ) == "96c4b6fa97866f01acabcf32116e3e1347e0e5769b8587eeb877b79180eea4cb"
+    assert ecom_notification_signature(
+        ECOM_KEY, amount="12500.5", public_id=ECOM_PUBLIC_ID, order="testOrder",
+        status="SUCCESS", status_date="2019-07-11T17:45:13+03:00",
+    ) == ECOM_SIGNATURE.lower()
+
+
+def test_ecom_notification_of_a_cash_link_payment_verifies_and_parses(ecom_client):
+    info = ecom_client.parse_notification(ECOM_SBP_BODY, ECOM_SIGNATURE)
+    assert (info.qr_id, info.order, info.status) == (
+        "AD100051KNSNR64I98CRUJUASC9M72QT", "testOrder", "SUCCESS")
+    assert (info.amount_kopecks, info.transaction_id) == (1250050, "120059")
+    assert info.transaction_date.isoformat() == "2019-07-11T17:45:13+03:00"
+    # The SDK's own body (a card payment) verifies with the same signature; it has no QR.
+    card = ecom_client.parse_notification(ECOM_ACQUIRING_BODY, ECOM_SIGNATURE.lower())
+    assert (card.qr_id, card.order, card.amount_kopecks) == ("", "testOrder", 1250050)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"amount":12500.5', b'"amount":12500.50'),
+        (b'"amount":12500.5', b'"amount":1250.5'),
+        (b'"orderId":"testOrder"', b'"orderId":"testOrder2"'),
+        (b'"value":"SUCCESS"', b'"value":"NOT_FOUND"'),
+        (b"17:45:13+03:00", b"17:45:14+03:00"),
+    ],
+)
+def test_tampered_ecom_notification_is_refused(ecom_client, old, new):
+    tampered = ECOM_SBP_BODY.replace(old, new)
+    assert tampered != ECOM_SBP_BODY
+    with pytest.raises(SignatureError):
+        ecom_client.parse_notification(tampered, ECOM_SIGNATURE)
+
+
+def test_ecom_notification_needs_its_own_key_and_merchant(ecom_client):
+    # The merchant id is part of what is signed: another publicId does not verify.
+    other_merchant = RaiffeisenClient("http://127.0.0.1:9", "MA0000000552", ECOM_KEY)
+    with pytest.raises(SignatureError):
+        other_merchant.parse_notification(ECOM_SBP_BODY, ECOM_SIGNATURE)
+    other_key = RaiffeisenClient("http://127.0.0.1:9", "MA0000000552", ECOM_KEY + "x",
+                                 public_id=ECOM_PUBLIC_ID)
+    with pytest.raises(SignatureError):
+        other_key.parse_notification(ECOM_SBP_BODY, ECOM_SIGNATURE)
+    # The SBP signature of the SBP vector does not pass for an ecom body, nor the reverse.
+    with pytest.raises(SignatureError):
+        ecom_client.parse_notification(ECOM_SBP_BODY, VECTOR_SIGNATURE)
+    with pytest.raises(SignatureError):
+        RaiffeisenClient("http://127.0.0.1:9", "MA0000000552", VECTOR_KEY).parse_notification(
+            VECTOR_BODY, ECOM_SIGNATURE)
+
+
+def _signed_ecom(transaction: dict, *, event="payment") -> tuple[bytes, str]:
+    status = transaction.get("status") or {}
+    raw = dumps({"event": event, "transaction": transaction}).encode()
+    amount = "" if transaction.get("amount") is None else str(transaction["amount"])
+    return raw, ecom_notification_signature(
+        ECOM_KEY, amount=amount, public_id=ECOM_PUBLIC_ID,
+        order=transaction.get("orderId") or "", status=status.get("value") or "",
+        status_date=status.get("date") or "",
+    )
+
+
+@pytest.mark.parametrize(
+    "transaction",
+    [
+        {"orderId": "o-1", "status": {"value": "SUCCESS", "date": "2026-01-01T10:00:00+03:00"}},
+        {"amount": 10, "status": {"value": "SUCCESS", "date": "2026-01-01T10:00:00+03:00"}},
+        {"amount": 10, "orderId": "o-1", "status": {"date": "2026-01-01T10:00:00+03:00"}},
+        {"amount": "abc", "orderId": "o-1",
+         "status": {"value": "SUCCESS", "date": "2026-01-01T10:00:00+03:00"}},
+    ],
+)
+def test_malformed_but_signed_ecom_notification_is_bad_payload(ecom_client, transaction):
+    raw, signature = _signed_ecom(transaction)
+    with pytest.raises(ProviderError) as refused:
+        ecom_client.parse_notification(raw, signature)
+    assert refused.value.code == "bad_payload"
+    assert not isinstance(refused.value, SignatureError)
+
+
+def test_ecom_body_without_transaction_or_event_is_bad_payload(ecom_client):
+    for raw in (b'{"event":"payment"}', b'{"event":"payment","transaction":[1]}'):
+        with pytest.raises(ProviderError) as refused:
+            ecom_client.parse_notification(raw, "0" * 64)
+        assert refused.value.code == "bad_payload"
+    raw, signature = _signed_ecom(
+        {"amount": 10, "orderId": "o-1",
+         "status": {"value": "SUCCESS", "date": "2026-01-01T10:00:00+03:00"}},
+        event="refund",
+    )
+    with pytest.raises(ProviderError) as not_payment:
+        ecom_client.parse_notification(raw, signature)
+    assert not_payment.value.code == "bad_payload"

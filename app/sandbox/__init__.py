@@ -18,6 +18,8 @@ Bank endpoints (``Authorization: Bearer <secret_key>``, optional only on registr
     GET    /api/sbp/v1/qr/<qrId>/payment-info   latest transaction or NO_INFO
     POST   /api/sbp/v1/refund, GET /api/sbp/v1/refund/<refundId>
     POST   /api/payment/v1/orders, GET|DELETE /api/payment/v1/orders/<id>   (cash links)
+    GET    /api/payments/v1/orders/<id>/transaction          the order's payment (ecom API)
+    POST|GET /api/payments/v1/orders/<id>/refunds/<refundId>  refund a cash-link order
     POST   /api/settings/v1/callback
 Cash registers (see app/sandbox/atol.py, fiscal_raif.py):
     POST|GET /possystem/v5/getToken; POST /possystem/v5/<group>/sell|sell_refund;
@@ -32,7 +34,10 @@ Sandbox only (no auth):
 Sandbox assumptions where the bank is undocumented (see comments at each place):
 re-registering an unpaid ``order`` returns the same QR; ``crc`` is CRC-16/CCITT-FALSE;
 a cash link holds one open order (a new activation cancels the previous one); cancelling
-an already paid/cancelled/expired QR or order answers 400 ORDER_HAS_FINAL_STATUS.
+an already paid/cancelled/expired QR or order answers 400 ORDER_HAS_FINAL_STATUS; a static
+QR or cash link registered without an expiry is valid for a year; a paid cash-link order is
+announced by the ecom notification (``{"event": "payment", ...}``), a declined attempt on
+it by none.
 
 Usage::
 

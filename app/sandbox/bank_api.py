@@ -246,6 +246,38 @@ def cancel_order(order_id: str) -> Response:
     return json_response({"code": "SUCCESS"})
 
 
+# ---------------------------------------------------------------- ecom API on orders
+
+
+@bp.get("/api/payments/v1/orders/<order_id>/transaction")
+def order_transaction(order_id: str) -> Response:
+    _check_bearer()
+    return json_response(_state().order_transaction(order_id))
+
+
+@bp.post("/api/payments/v1/orders/<order_id>/refunds/<refund_id>")
+def create_order_refund(order_id: str, refund_id: str) -> Response:
+    _check_bearer()
+    if not ORDER_PATTERN.fullmatch(refund_id):
+        raise invalid("refundId must be 1-40 characters of A-Z a-z 0-9 - _ .")
+    body = _body()
+    if body.get("amount") is None:
+        raise invalid("amount is required")
+    result = _state().create_order_refund(
+        order_id=order_id,
+        refund_id=refund_id,
+        amount=_amount(body["amount"]),
+        payment_details=_opt_str(body, "paymentDetails", 140),
+    )
+    return json_response(result)
+
+
+@bp.get("/api/payments/v1/orders/<order_id>/refunds/<refund_id>")
+def order_refund_info(order_id: str, refund_id: str) -> Response:
+    _check_bearer()
+    return json_response(_state().order_refund_info(order_id, refund_id))
+
+
 # ---------------------------------------------------------------- settings
 
 
@@ -256,4 +288,5 @@ def set_callback() -> Response:
     if not isinstance(url, str) or not re.match(r"https?://[^\s/]+", url):
         raise invalid("callbackUrl must be an http(s) URL")
     _state().set_callback_url(url)
-    return json_response({"code": "SUCCESS"})
+    # The answer is the setting itself (sbp_en.yaml / ecom_en.yaml callbackSettings).
+    return json_response({"callbackUrl": url})

@@ -22,6 +22,8 @@ class Outgoing:
     body: str
     next_due: float | None  # time.monotonic(); None while in flight or when finished
     signature: str | None = None
+    #: The header carrying ``signature`` (SBP and ecom notifications spell it differently).
+    signature_header: str = "X-Api-Signature-SHA256"
     attempts: list[Attempt] = field(default_factory=list)
     delivered: bool = False
     gave_up: bool = False

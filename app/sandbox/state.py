@@ -28,7 +28,7 @@ from .money import format_amount
 from .nspk import build_payload, new_qr_id
 from .outgoing import Attempt, Outgoing
 from .settings import SandboxSettings
-from .signature import build_notification
+from .signature import ECOM_SIGNATURE_HEADER, build_ecom_notification, build_notification
 
 QR_DYNAMIC = "QRDynamic"
 QR_STATIC = "QRStatic"
@@ -40,6 +40,11 @@ DECLINED = "DECLINED"
 
 #: Default lifetime of a cash-link order (PayKeeper default, also the Raif bot's "+5m").
 DEFAULT_ORDER_TTL = timedelta(minutes=5)
+#: Sandbox assumption: a static QR or cash link registered without ``qrExpirationDate`` is
+#: valid for a year. The v2 QR info and payment-info answers require the field (sbp_en.yaml
+#: ``qrInfov2``, ``paymentInfo``); the bank's SDK fixture of a QRStatic's info shows an
+#: expiration one year after its creation.
+DEFAULT_STATIC_TTL = timedelta(days=365)
 
 ORDER_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,40}")
 
@@ -250,6 +255,8 @@ class SandboxState:
             expiration = req.expiration
             if expiration is None and req.qr_type == QR_DYNAMIC:
                 expiration = now + timedelta(seconds=self.settings.default_dynamic_ttl_seconds)
+            elif expiration is None:
+                expiration = now + DEFAULT_STATIC_TTL
             qr_id = new_qr_id(req.qr_type)
             while qr_id in self.qrs:  # pragma: no cover - 36^30 space
                 qr_id = new_qr_id(req.qr_type)
@@ -289,9 +296,8 @@ class SandboxState:
                 "payload": qr.payload,
                 "qrUrl": self._qr_url(qr.qr_id),
                 "qrStatus": self._qr_status(qr, clock.now()),
+                "qrExpirationDate": qr.expiration,
             }
-            if qr.expiration is not None:
-                data["qrExpirationDate"] = qr.expiration
             data["qrType"] = qr.qr_type
             if qr.order is not None:
                 data["order"] = qr.order
@@ -341,19 +347,25 @@ class SandboxState:
                     purpose = active.payment_details or qr.payment_details
                     additional_info = active.additional_info or qr.additional_info
                     expiration = active.expiration
-            data: dict[str, Any] = {
-                "code": "SUCCESS",
-                "additionalInfo": additional_info,
-                "paymentPurpose": purpose,
-                "amount": Amount(amount) if amount is not None else None,
+            data: dict[str, Any] = {"code": "SUCCESS"}
+            # Optional strings are left out rather than sent as null (sbp_en.yaml paymentInfo).
+            if additional_info is not None:
+                data["additionalInfo"] = additional_info
+            if purpose is not None:
+                data["paymentPurpose"] = purpose
+            data.update({
+                # Required; an open-sum static QR nobody has paid yet has no sum: 0.
+                "amount": Amount(amount or 0),
                 "createDate": create_date,
                 "currency": "RUB",
                 "merchantId": self.merchant_number,
-                "order": order_id,
+                # Required: an idle cash link registered without an order reports its qrId
+                # (sandbox assumption; the bank's answer for that case is undocumented).
+                "order": order_id or qr.qr_id,
                 "paymentStatus": latest.status if latest is not None else "NO_INFO",
                 "qrId": qr.qr_id,
                 "sbpMerchantId": self.settings.merchant_id,
-            }
+            })
             if latest is not None:
                 data["transactionDate"] = latest.transaction_date
                 data["transactionId"] = latest.id
@@ -422,6 +434,9 @@ class SandboxState:
         # No callback URL known to the bank at payment time: nothing is ever sent.
         if not self.callback_url:
             return
+        if tx.cash_order_id is not None:
+            self._queue_ecom_notification(tx, self.orders[tx.cash_order_id])
+            return
         body, signature = build_notification(
             secret_key=self.settings.secret_key,
             transaction_id=tx.id,
@@ -435,13 +450,43 @@ class SandboxState:
             order=tx.order or "",
             create_date=tx.create_date,
         )
-        self.deliveries[tx.id] = Delivery(
+        self._queue_delivery(tx, body, signature)
+
+    def _queue_ecom_notification(self, tx: Transaction, order: CashOrder) -> None:
+        """A cash-link order's payment is announced by the ecom (orders) notification.
+
+        Its statuses are SUCCESS | NOT_FOUND (ecom_en.yaml): a declined attempt leaves the
+        order unpaid and announces nothing; the order can still be paid or polled.
+        """
+        if tx.status != SUCCESS:
+            return
+        body, signature = build_ecom_notification(
+            secret_key=self.settings.secret_key,
+            public_id=self.settings.merchant_id,
             transaction_id=tx.id,
-            url=self.callback_url,
+            order_id=order.id,
+            qr_id=tx.qr_id,
+            amount_kopecks=tx.amount,
+            status=SUCCESS,
+            status_date=tx.transaction_date,
+            comment=order.comment,
+            additional_info=tx.additional_info,
+        )
+        self._queue_delivery(tx, body, signature, ECOM_SIGNATURE_HEADER)
+
+    def _queue_delivery(
+        self, tx: Transaction, body: str, signature: str, header: str | None = None
+    ) -> None:
+        delivery = Delivery(
+            transaction_id=tx.id,
+            url=self.callback_url or "",
             body=body,
             signature=signature,
             next_due=time.monotonic(),
         )
+        if header is not None:
+            delivery.signature_header = header
+        self.deliveries[tx.id] = delivery
         self._wake_worker()
 
     def set_callback_url(self, url: str) -> None:
@@ -600,22 +645,78 @@ class SandboxState:
 
     def _order_json(self, order: CashOrder, now: datetime) -> dict[str, Any]:
         value, date = self._order_status(order, now)
-        return {
-            "id": order.id,
-            "amount": Amount(order.amount),
-            "comment": order.comment,
+        qr: dict[str, Any] = {"id": order.qr_id}
+        if order.additional_info is not None:
+            qr["additionalInfo"] = order.additional_info
+        if order.payment_details is not None:
+            qr["paymentDetails"] = order.payment_details
+        data: dict[str, Any] = {"id": order.id, "amount": Amount(order.amount)}
+        # Optional strings are left out rather than sent as null.
+        if order.comment is not None:
+            data["comment"] = order.comment
+        data.update({
             "status": {"value": value, "date": date},
             "expirationDate": order.expiration,
-            "qr": {
-                "id": order.qr_id,
-                "additionalInfo": order.additional_info,
-                "paymentDetails": order.payment_details,
-            },
-        }
+            "qr": qr,
+        })
+        return data
 
     def order_info(self, order_id: str) -> dict[str, Any]:
         with self.lock:
             return self._order_json(self._get_order(order_id), clock.now())
+
+    def order_transaction(self, order_id: str) -> dict[str, Any]:
+        """GET /api/payments/v1/orders/{orderId}/transaction (ecom ``resPayStatus``).
+
+        The order's successful payment (status SUCCESS); an order not (yet) paid answers
+        status NOT_FOUND, with the order's sum and its status date.
+        """
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                raise not_found(f"order {order_id} not found")
+            now = clock.now()
+            transaction: dict[str, Any] = {}
+            if order.transaction_id is not None:
+                tx = self.transactions[order.transaction_id]
+                transaction["id"] = tx.id
+                status, date, amount = SUCCESS, tx.transaction_date, tx.amount
+            else:
+                status, amount = "NOT_FOUND", order.amount
+                date = self._order_status(order, now)[1]
+            transaction.update({
+                "orderId": order.id,
+                "status": {"value": status, "date": date},
+                "paymentMethod": "sbp",
+                "paymentParams": {"qrId": order.qr_id},
+                "amount": Amount(amount),
+            })
+            if order.comment is not None:
+                transaction["comment"] = order.comment
+            extra = {} if order.additional_info is None else {
+                "additionalInfo": order.additional_info
+            }
+            transaction["extra"] = extra
+            return {"code": "SUCCESS", "transaction": transaction}
+
+    def create_order_refund(
+        self, *, order_id: str, refund_id: str, amount: int, payment_details: str | None
+    ) -> dict[str, Any]:
+        """POST /api/payments/v1/orders/{orderId}/refunds/{refundId} (ecom ``statusRefund``)."""
+        if order_id not in self.orders:
+            raise not_found(f"order {order_id} not found")
+        return self.create_refund(
+            refund_id=refund_id, order=order_id, amount=amount, transaction_id=None,
+            payment_details=payment_details,
+        )
+
+    def order_refund_info(self, order_id: str, refund_id: str) -> dict[str, Any]:
+        with self.lock:
+            self._complete_due_refunds(time.monotonic())
+            refund = self.refunds.get(refund_id)
+            if refund is None or refund.order != order_id:
+                raise BankError(404, "ERROR.REFUND_NOT_FOUND", f"refund {refund_id} not found")
+            return self._refund_json(refund)
 
     def cancel_order(self, order_id: str) -> None:
         with self.lock:

@@ -12,7 +12,6 @@ import requests
 from . import clock
 from .fiscal_state import CallbackDelivery
 from .outgoing import Attempt
-from .signature import SIGNATURE_HEADER
 from .state import Delivery, SandboxState
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ class Worker:
         attempt = Attempt(at=clock.now(), url=url)
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if delivery.signature is not None:
-            headers[SIGNATURE_HEADER] = delivery.signature
+            headers[delivery.signature_header] = delivery.signature
         try:
             response = self._session.post(
                 url,

@@ -123,6 +123,21 @@ class SbpProvider(Protocol):
 
     def deactivate_cash_link(self, order_id: str) -> None: ...
 
+    def get_cash_link_payment(self, order_id: str) -> PaymentInfo:
+        """The payment of ONE cash-link order, found at the bank by that order's own id.
+
+        status PAY_SUCCESS when paid, PAY_NO_INFO when the bank has no payment for it.
+        """
+        ...
+
+    def refund_cash_link_order(
+        self, *, order_id: str, refund_id: str, amount_kopecks: int, purpose: str | None = None
+    ) -> RefundInfo:
+        """Refund a cash-link order's payment by the order's id (not through the QR)."""
+        ...
+
+    def get_cash_link_refund(self, order_id: str, refund_id: str) -> RefundInfo: ...
+
     def set_callback_url(self, url: str) -> None: ...
 
     def parse_notification(self, raw_body: bytes, signature: str | None) -> PaymentInfo:

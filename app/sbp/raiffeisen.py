@@ -12,6 +12,8 @@ from typing import Any
 from app.httpclient import HttpClient, HttpResponse, ProviderError
 from app.money import MoneyError, parse_rubles, to_decimal
 from app.sbp.provider import (
+    PAY_NO_INFO,
+    PAY_SUCCESS,
     CashLinkOrder,
     PaymentInfo,
     QrInfo,
@@ -23,9 +25,17 @@ from app.sbp.provider import (
 logger = logging.getLogger(__name__)
 
 PROVIDER = "raiffeisen"
+# The SBP notification's header; the ecom (orders) notification writes it in lower case, and
+# HTTP header names are case-insensitive, so one name serves both.
 SIGNATURE_HEADER = "X-Api-Signature-SHA256"
 SIGNED_FIELDS = ("amount", "sbpMerchantId", "order", "paymentStatus", "transactionDate")
 MOSCOW = timezone(timedelta(hours=3))
+# The ecom API's transaction statuses (SUCCESS | NOT_FOUND) in the provider's words.
+_ECOM_STATUSES = {"SUCCESS": PAY_SUCCESS, "NOT_FOUND": PAY_NO_INFO}
+
+
+def _hmac_hex(secret_key: str, message: str) -> str:
+    return hmac.digest(secret_key.encode(), message.encode(), "sha256").hex()
 
 
 def notification_signature(secret_key: str, fields: dict[str, str]) -> str:
@@ -33,8 +43,19 @@ def notification_signature(secret_key: str, fields: dict[str, str]) -> str:
 
     Each value must be its text exactly as it stands in the JSON body (numbers unparsed).
     """
-    message = "|".join(fields.get(name, "null") for name in SIGNED_FIELDS)
-    return hmac.digest(secret_key.encode(), message.encode(), "sha256").hex()
+    return _hmac_hex(secret_key, "|".join(fields.get(name, "null") for name in SIGNED_FIELDS))
+
+
+def ecom_notification_signature(
+    secret_key: str, *, amount: str, public_id: str, order: str, status: str, status_date: str
+) -> str:
+    """HMAC-SHA256 (lowercase hex) of the ecom (orders) payment notification.
+
+    Over `amount|publicId|order|transaction.status.value|transaction.status.date`, each
+    value as its text in the body; a missing value signs as the empty string, as the
+    bank's ecom SDKs (Java CheckSignatureService, .NET TransactionValidationAttribute) do.
+    """
+    return _hmac_hex(secret_key, "|".join((amount, public_id, order, status, status_date)))
 
 
 def bank_time(value: datetime) -> str:
@@ -72,6 +93,8 @@ class RaiffeisenClient:
     :param merchant_id: sbpMerchantId, like "MA0000000552".
     :param secret_key: the merchant's secret key: Bearer token and callback signing key.
     :param account: optional 20-digit settlement account.
+    :param public_id: the merchant id the ecom (orders) notifications are signed with
+        (`publicId`); the sbpMerchantId unless the bank issued another.
     """
 
     name = PROVIDER
@@ -83,10 +106,12 @@ class RaiffeisenClient:
         secret_key: str,
         *,
         account: str | None = None,
+        public_id: str | None = None,
         timeout: tuple[float, float] = (3.05, 15),
         http: HttpClient | None = None,
     ):
         self.merchant_id = merchant_id
+        self.public_id = public_id or merchant_id
         self._secret_key = secret_key
         self.account = account
         self.http = http or HttpClient(base_url, provider=PROVIDER, timeout=timeout)
@@ -121,15 +146,25 @@ class RaiffeisenClient:
                 status=response.status,
                 retryable=response.status >= 500,
             )
-        code = str(data.get("code") or "")
-        # The bank's SDK treats any code with "ERROR." or "ORDER_" as a refusal.
-        if response.status >= 400 or "ERROR." in code or code.startswith("ORDER_"):
+        code = data.get("code")
+        code = None if code is None else str(code)
+        # As the bank's SDK (sbp-sdk-java SbpClient.convert): a code with "ERROR." or
+        # "ORDER_" is a refusal whatever the HTTP status; an HTTP 200 whose code is anything
+        # but SUCCESS is not a success either. Answers without a code (the orders API's
+        # order objects, an empty DELETE answer) are judged by their HTTP status alone.
+        refused = code is not None and ("ERROR." in code or "ORDER_" in code)
+        if response.status >= 400 or refused:
             raise ProviderError(
                 code or f"http_{response.status}",
                 str(data.get("message") or what),
                 provider=PROVIDER,
                 status=response.status,
                 retryable=response.status >= 500,
+            )
+        if code is not None and code != "SUCCESS":
+            raise ProviderError(
+                code, f"{what}: answered code {code!r}, not SUCCESS",
+                provider=PROVIDER, status=response.status, retryable=False,
             )
         return data
 
@@ -232,13 +267,13 @@ class RaiffeisenClient:
             body["paymentDetails"] = purpose[:140]
         # Safe to repeat: the refundId is ours and stable.
         data = self._call("POST", "/api/sbp/v1/refund", body, idempotent=True)
-        return RefundInfo(
-            refund_id=refund_id, status=str(data.get("refundStatus") or ""),
-            amount_kopecks=_kopecks(data.get("amount")), raw=data,
-        )
+        return self._refund_info(refund_id, data)
 
     def get_refund(self, refund_id: str) -> RefundInfo:
-        data = self._call("GET", f"/api/sbp/v1/refund/{refund_id}")
+        return self._refund_info(refund_id, self._call("GET", f"/api/sbp/v1/refund/{refund_id}"))
+
+    @staticmethod
+    def _refund_info(refund_id: str, data: dict[str, Any]) -> RefundInfo:
         return RefundInfo(
             refund_id=refund_id, status=str(data.get("refundStatus") or ""),
             amount_kopecks=_kopecks(data.get("amount")), raw=data,
@@ -272,6 +307,58 @@ class RaiffeisenClient:
     def deactivate_cash_link(self, order_id: str) -> None:
         self._call("DELETE", f"/api/payment/v1/orders/{order_id}")
 
+    def get_cash_link_payment(self, order_id: str) -> PaymentInfo:
+        """The payment of one cash-link order, found by that order's own id.
+
+        GET /api/payments/v1/orders/{orderId}/transaction (ecom API; the bank's ecom SDKs
+        call the same path). Status SUCCESS when paid, NO_INFO when the bank has no
+        successful payment for the order (its NOT_FOUND).
+        """
+        data = self._call("GET", f"/api/payments/v1/orders/{order_id}/transaction")
+        transaction = data.get("transaction")
+        if not isinstance(transaction, dict):
+            raise ProviderError("bad_response", "no transaction in the answer", provider=PROVIDER)
+        return self._transaction_info(transaction, data)
+
+    def refund_cash_link_order(
+        self, *, order_id: str, refund_id: str, amount_kopecks: int, purpose: str | None = None
+    ) -> RefundInfo:
+        """Refund (part of) a cash-link order's payment through the orders refund path."""
+        body: dict[str, Any] = {"amount": to_decimal(amount_kopecks)}
+        if purpose:
+            body["paymentDetails"] = purpose[:140]
+        # Safe to repeat: the refundId is ours and stable.
+        data = self._call("POST", self._order_refund_path(order_id, refund_id), body,
+                          idempotent=True)
+        return self._refund_info(refund_id, data)
+
+    def get_cash_link_refund(self, order_id: str, refund_id: str) -> RefundInfo:
+        return self._refund_info(
+            refund_id, self._call("GET", self._order_refund_path(order_id, refund_id))
+        )
+
+    @staticmethod
+    def _order_refund_path(order_id: str, refund_id: str) -> str:
+        return f"/api/payments/v1/orders/{order_id}/refunds/{refund_id}"
+
+    @staticmethod
+    def _transaction_info(transaction: dict[str, Any], raw: dict[str, Any]) -> PaymentInfo:
+        """An ecom `transaction` object as a PaymentInfo."""
+        status = transaction.get("status")
+        status = status if isinstance(status, dict) else {}
+        params = transaction.get("paymentParams")
+        params = params if isinstance(params, dict) else {}
+        value = str(status.get("value") or "")
+        return PaymentInfo(
+            qr_id=str(params.get("qrId") or ""),
+            order=str(transaction.get("orderId") or ""),
+            status=_ECOM_STATUSES.get(value, value),
+            amount_kopecks=_kopecks(transaction.get("amount")),
+            transaction_id=_text(transaction.get("id")),
+            transaction_date=_parse_time(status.get("date")),
+            raw=raw,
+        )
+
     @staticmethod
     def _cash_link_order(data: dict[str, Any]) -> CashLinkOrder:
         status = data.get("status") or {}
@@ -289,7 +376,13 @@ class RaiffeisenClient:
         self._call("POST", "/api/settings/v1/callback", {"callbackUrl": url}, idempotent=True)
 
     def parse_notification(self, raw_body: bytes, signature: str | None) -> PaymentInfo:
-        """Verify `X-Api-Signature-SHA256` over the body as sent, then parse it."""
+        """Verify a notification over the body as sent, then parse it.
+
+        Two shapes arrive at the same URL with the same header (`X-Api-Signature-SHA256`):
+        the SBP QR notification (flat, signed over its own fields) and the ecom (orders)
+        notification `{"event": "payment", "transaction": {...}}` that a paid cash-link
+        order brings, signed over `amount|publicId|order|status.value|status.date`.
+        """
         if not signature:
             raise SignatureError("no X-Api-Signature-SHA256 header", provider=PROVIDER)
         try:
@@ -299,10 +392,13 @@ class RaiffeisenClient:
             raise ProviderError("bad_payload", "body is not JSON", provider=PROVIDER) from exc
         if not isinstance(data, dict):
             raise ProviderError("bad_payload", "body is not a JSON object", provider=PROVIDER)
+        given = signature.strip().lower()
+        if "transaction" in data or "event" in data:
+            return self._parse_ecom_notification(data, given)
         fields = {name: "null" if data.get(name) is None else str(data[name])
                   for name in SIGNED_FIELDS}
         expected = notification_signature(self._secret_key, fields)
-        if not hmac.compare_digest(expected, signature.strip().lower()):
+        if not hmac.compare_digest(expected, given):
             raise SignatureError("signature does not match the body", provider=PROVIDER)
         if str(data.get("sbpMerchantId")) != self.merchant_id:
             raise ProviderError("bad_payload", "notification for another merchant",
@@ -312,5 +408,34 @@ class RaiffeisenClient:
                 raise ProviderError("bad_payload", f"{name} is missing", provider=PROVIDER)
         try:
             return self._payment_info(data)
+        except ProviderError as exc:
+            raise ProviderError("bad_payload", exc.message, provider=PROVIDER) from exc
+
+    def _parse_ecom_notification(self, data: dict[str, Any], signature: str) -> PaymentInfo:
+        transaction = data.get("transaction")
+        status = transaction.get("status") if isinstance(transaction, dict) else None
+        if not isinstance(status, dict):
+            raise ProviderError("bad_payload", "transaction.status is missing", provider=PROVIDER)
+
+        def text(value: Any) -> str:
+            return "" if value is None or isinstance(value, dict | list) else str(value)
+
+        expected = ecom_notification_signature(
+            self._secret_key, amount=text(transaction.get("amount")), public_id=self.public_id,
+            order=text(transaction.get("orderId")), status=text(status.get("value")),
+            status_date=text(status.get("date")),
+        )
+        if not hmac.compare_digest(expected, signature):
+            raise SignatureError("signature does not match the body", provider=PROVIDER)
+        if data.get("event") != "payment":
+            raise ProviderError("bad_payload", f"event {data.get('event')!r} is not a payment",
+                                provider=PROVIDER)
+        for name, value in (("transaction.orderId", transaction.get("orderId")),
+                            ("transaction.status.value", status.get("value")),
+                            ("transaction.amount", transaction.get("amount"))):
+            if value in (None, ""):
+                raise ProviderError("bad_payload", f"{name} is missing", provider=PROVIDER)
+        try:
+            return self._transaction_info(transaction, data)
         except ProviderError as exc:
             raise ProviderError("bad_payload", exc.message, provider=PROVIDER) from exc

@@ -160,7 +160,7 @@ def test_callback_url_set_through_the_api(
         headers=AUTH,
         timeout=5,
     )
-    assert response.json() == {"code": "SUCCESS"}
+    assert response.json() == {"callbackUrl": receiver.url}
     bad = requests.post(
         f"{server.url}/api/settings/v1/callback", json={"callbackUrl": "ftp://x"}, headers=AUTH,
         timeout=5,
@@ -175,13 +175,21 @@ def test_callback_url_set_through_the_api(
     ).json()
     pay(server, link["qrId"])
     wait_until(lambda: receiver.requests)
+    # A paid cash-link order brings the ecom notification, not the SBP one.
     body = json.loads(receiver.requests[0]["body"], parse_float=str)
-    assert body["qrId"] == link["qrId"]
-    assert body["order"] == order["id"]
-    assert body["amount"] == "42.00"
-    assert body["additionalInfo"] == "till 1"
-    raw = receiver.requests[0]["body"]
-    assert receiver.requests[0]["headers"]["X-Api-Signature-SHA256"] == expected_signature(raw)
+    assert body["event"] == "payment"
+    transaction = body["transaction"]
+    assert transaction["paymentParams"] == {"qrId": link["qrId"]}
+    assert transaction["orderId"] == order["id"]
+    assert transaction["amount"] == "42.00"
+    assert transaction["status"]["value"] == "SUCCESS"
+    assert transaction["extra"] == {"additionalInfo": "till 1"}
+    message = "|".join(
+        ("42.00", MERCHANT_ID, order["id"], "SUCCESS", transaction["status"]["date"])
+    )
+    expected = hmac.new(SECRET_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
+    headers = {name.lower(): value for name, value in receiver.requests[0]["headers"].items()}
+    assert headers["x-api-signature-sha256"] == expected
 
 
 def test_refund_completes_in_the_background(start_sandbox: Callable[..., SandboxServer]) -> None:

@@ -119,7 +119,9 @@ def test_register_static_and_variable_payloads(bank: Bank) -> None:
     assert info["qrStatus"] == "INACTIVE"
     assert info["qrType"] == "QRVariable"
     assert "amount" not in info
-    assert "qrExpirationDate" not in info
+    # Required in the v2 info: a QR registered without an expiry is valid for a year.
+    expires = clock.parse_iso(info["qrExpirationDate"])
+    assert timedelta(days=364) < expires - clock.now() <= timedelta(days=365)
 
 
 @pytest.mark.parametrize(
