@@ -83,6 +83,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
             "RAIFFEISEN_SECRET_KEY", None if production else SANDBOX_SECRET_KEY
         ),
         "RAIFFEISEN_ACCOUNT": _env("RAIFFEISEN_ACCOUNT"),
+        # The merchant's publicId that the bank's ecom (cash-link order) notifications are
+        # signed with; the sbpMerchantId when unset.
+        "RAIFFEISEN_PUBLIC_ID": _env("RAIFFEISEN_PUBLIC_ID"),
         "FISCAL_PROVIDER": _env("FISCAL_PROVIDER", "atol"),
         "ATOL_API_URL": _env(
             "ATOL_API_URL",

@@ -219,3 +219,65 @@ def test_news_for_an_order_not_yet_committed_is_applied_when_the_bank_resends(ma
 
     wait_for(lambda: _status(stack, Order, order_id) == OrderStatus.PAID, timeout=10)
     assert [(a, s) for _, a, s in _payments(stack)] == [(4500, "paid")]
+
+
+def test_a_cash_link_sale_whose_callback_was_lost_is_found_by_its_own_order(stack):
+    """Sale 1 is paid but its notification never arrives; sale 2 on the same link is paid
+    and notified. The reconciler asks the bank about sale 1 by sale 1's order and records
+    sale 1's payment, not the link's latest one."""
+    with stack.app.app_context():
+        link_id = services.register_cash_link(description="Касса 2").id
+        link_qr_id = db.session.get(QrCode, link_id).qr_id
+
+    def sell(amount: int) -> tuple[int, int]:
+        with stack.app.app_context():
+            order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=amount,
+                                        description="Тест")
+            return services.activate_cash_link(link_id, order.id).id, order.id
+
+    with stack.app.app_context():
+        services.set_callback_url("http://127.0.0.1:9/lost")  # nobody hears sale 1's news
+    first, first_order = sell(1500)
+    stack.pay(link_qr_id)
+    with stack.app.app_context():
+        services.set_callback_url()
+        # Kassa still shows sale 1 open; the cashier cancels nothing and sells again.
+        db.session.get(CashLinkActivation, first).expires_at = utcnow()
+        db.session.commit()
+    _second, second_order = sell(2700)
+    stack.pay(link_qr_id)
+    wait_for(lambda: _status(stack, Order, second_order) == OrderStatus.PAID)
+
+    with stack.app.app_context():
+        assert services.poll_activation(first) == "paid"
+    assert _status(stack, Order, first_order) == OrderStatus.PAID
+    assert [(a, s) for _, a, s in _payments(stack)] == [(2700, "paid"), (1500, "paid")]
+
+
+def test_a_cash_link_sale_is_refunded_through_its_order(stack, monkeypatch):
+    stack.start_worker()
+    sent = []
+    real = RaiffeisenClient.refund_cash_link_order
+
+    def spy(self, **kwargs):
+        sent.append(kwargs["order_id"])
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(RaiffeisenClient, "refund_cash_link_order", spy)
+    monkeypatch.setattr(RaiffeisenClient, "refund", lambda self, **kw: pytest.fail(
+        "a cash-link sale was refunded through the QR refund"))
+    with stack.app.app_context():
+        link = services.register_cash_link(description="Касса 3")
+        link_qr_id = link.qr_id
+        order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=3300,
+                                    description="Тест")
+        activation = services.activate_cash_link(link.id, order.id)
+        bank_order = activation.bank_order_id
+    stack.pay(link_qr_id)
+    wait_for(lambda: len(_payments(stack)) == 1)
+    payment_id = _payments(stack)[0][0]
+    with stack.app.app_context():
+        refund_id = services.request_refund(payment_id, 1000).id
+    wait_for(lambda: _status(stack, Refund, refund_id) == RefundStatus.COMPLETED, timeout=15)
+    assert sent == [bank_order]
+    assert _status(stack, Payment, payment_id) == PaymentStatus.PARTIALLY_REFUNDED

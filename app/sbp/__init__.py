@@ -17,6 +17,7 @@ def _raiffeisen(config: dict) -> SbpProvider:
         config["RAIFFEISEN_SBP_MERCHANT_ID"],
         config["RAIFFEISEN_SECRET_KEY"],
         account=config.get("RAIFFEISEN_ACCOUNT"),
+        public_id=config.get("RAIFFEISEN_PUBLIC_ID"),
         timeout=config["HTTP_TIMEOUT"],
     )
 

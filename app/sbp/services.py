@@ -766,14 +766,16 @@ def poll_activation(activation_id: int) -> str:
     if activation is None or activation.status != ActivationStatus.ACTIVE:
         db.session.rollback()
         return "skipped"
-    bank_order_id, qr_id = activation.bank_order_id, activation.qr_code.qr_id
+    bank_order_id = activation.bank_order_id
     past_ttl = activation.expires_at <= utcnow()
     db.session.rollback()
     bank = get_bank()
     status = bank.get_cash_link_order(bank_order_id).status
     if status == QR_PAID:
-        info = bank.get_payment(qr_id)
-        if info.order == bank_order_id and info.status == PAY_SUCCESS:
+        # This sale's own payment, asked by its own order: the link may have been paid
+        # for later sales since, so "the link's latest payment" could be another's.
+        info = bank.get_cash_link_payment(bank_order_id)
+        if info.status == PAY_SUCCESS:
             return apply_bank_event(info, source="poll", raw=_raw(info))
         return "paid_awaiting_details"
     if status == "NEW" and past_ttl:
@@ -912,6 +914,9 @@ def request_refund(payment_id: int, amount_kopecks: int | None = None, *,
 def send_refund(refund_id: int) -> str:
     """Send a pending refund to the bank (the `sbp.send_refund` job). Safe to repeat.
 
+    A QR payment is refunded through the SBP refund, a cash-link sale through the refund
+    of its order, as the bank's SDK does.
+
     :raises ProviderError: the bank could not be reached; the job retries later.
     """
     refund = db.session.get(Refund, refund_id)
@@ -919,40 +924,57 @@ def send_refund(refund_id: int) -> str:
         db.session.rollback()
         return "skipped"
     payment, qr = refund.payment, refund.payment.qr_code
-    bank_order = qr.bank_order
-    if payment.activation_id is not None:
-        bank_order = db.session.get(CashLinkActivation, payment.activation_id).bank_order_id
-    request = {
-        "refund_id": refund.refund_id, "order": bank_order, "amount_kopecks":
-        refund.amount_kopecks, "purpose": refund.reason,
-        # One static QR or cash link carries many payments: name the one to refund.
-        "transaction_id": payment.transaction_id if qr.kind != QrKind.DYNAMIC else None,
+    cash_order = _cash_order(payment)
+    common = {"refund_id": refund.refund_id, "amount_kopecks": refund.amount_kopecks,
+              "purpose": refund.reason}
+    qr_refund = {
+        "order": qr.bank_order,
+        # One static QR carries many payments: name the one to refund.
+        "transaction_id": payment.transaction_id if qr.kind == QrKind.STATIC else None,
     }
     db.session.rollback()
     bank = get_bank()
     try:
-        result = bank.refund(**request)
+        if cash_order is not None:
+            result = bank.refund_cash_link_order(order_id=cash_order, **common)
+        else:
+            result = bank.refund(**common, **qr_refund)
     except ProviderError as exc:
         if exc.retryable:
             raise  # the job sends it again under the same refund id: the bank refunds once
         # A refusal, or an answer that does not say (a repeat of a request whose reply was
         # lost may be refused as a duplicate): the money may be on its way all the same.
         # Only the bank's own refund status may decline it.
-        return _apply_refund_status(refund_id, _refund_status_after(bank, refund_id, exc),
+        return _apply_refund_status(refund_id, _refund_status_after(refund_id, exc),
                                     error=f"{exc.code}: {exc.message}")
     return _apply_refund_status(refund_id, result.status)
 
 
-def _refund_status_after(bank, refund_id: int, refused: ProviderError) -> str:
+def _cash_order(payment: Payment) -> str | None:
+    """The bank order of the cash-link sale a payment paid, or None for a QR payment."""
+    if payment.activation_id is None:
+        return None
+    return db.session.get(CashLinkActivation, payment.activation_id).bank_order_id
+
+
+def _bank_refund(refund_id: int):
+    """The bank's view of a refund (RefundInfo), asked where it was sent."""
+    refund = db.session.get(Refund, refund_id)
+    external, cash_order = refund.refund_id, _cash_order(refund.payment)
+    db.session.rollback()
+    if cash_order is not None:
+        return get_bank().get_cash_link_refund(cash_order, external)
+    return get_bank().get_refund(external)
+
+
+def _refund_status_after(refund_id: int, refused: ProviderError) -> str:
     """The bank's status of a refund whose request it refused; declined only if the bank
     declined it or has no such refund.
 
     :raises ProviderError: the bank's refund status cannot be had now; the job retries.
     """
-    external = db.session.get(Refund, refund_id).refund_id
-    db.session.rollback()
     try:
-        status = bank.get_refund(external).status
+        status = _bank_refund(refund_id).status
     except ProviderError as exc:
         if exc.code != "ERROR.REFUND_NOT_FOUND":
             raise ProviderError(exc.code, f"refund refused ({refused.code}), and its status "
@@ -970,10 +992,7 @@ def poll_refund(refund_id: int) -> str:
     if refund is None or refund.status not in (RefundStatus.PENDING, RefundStatus.IN_PROGRESS):
         db.session.rollback()
         return "skipped"
-    external = refund.refund_id
-    db.session.rollback()
-    result = get_bank().get_refund(external)
-    return _apply_refund_status(refund_id, result.status)
+    return _apply_refund_status(refund_id, _bank_refund(refund_id).status)
 
 
 def _apply_refund_status(refund_id: int, bank_status: str, *, error: str | None = None) -> str:
