@@ -281,3 +281,31 @@ def test_a_cash_link_sale_is_refunded_through_its_order(stack, monkeypatch):
     wait_for(lambda: _status(stack, Refund, refund_id) == RefundStatus.COMPLETED, timeout=15)
     assert sent == [bank_order]
     assert _status(stack, Payment, payment_id) == PaymentStatus.PARTIALLY_REFUNDED
+
+
+def test_a_static_qr_paid_twice_within_the_banks_clock_tick_gives_two_payments(
+        stack, monkeypatch):
+    """Two payments of the same sum at the same instant carry the same signed fields;
+    the bank's API confirms the second transaction, so both are kept. A replay of either
+    with another transactionId is not confirmed and records nothing."""
+    from app.sandbox import clock
+
+    instant = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: instant)
+    with stack.app.app_context():
+        qr = services.create_static_qr(amount_kopecks=15000, description="Кофе")
+        qr_id, bank_order = qr.qr_id, qr.bank_order
+    stack.pay(qr_id)
+    wait_for(lambda: len(_payments(stack)) == 1)
+    stack.pay(qr_id)
+    wait_for(lambda: len(_payments(stack)) == 2)
+    with stack.app.app_context():
+        transactions = db.session.scalars(sa.select(Payment.transaction_id)).all()
+        db.session.rollback()
+    assert len(set(transactions)) == 2
+
+    replay = {"transactionId": 424242, "qrId": qr_id, "sbpMerchantId": "MA0000000552",
+              "amount": "150.00", "order": bank_order, "paymentStatus": "SUCCESS",
+              "transactionDate": clock.iso(instant)}
+    assert stack.callback_raw(replay)["outcome"] == "duplicate"
+    assert [(a, s) for _, a, s in _payments(stack)] == [(15000, "paid"), (15000, "paid")]
