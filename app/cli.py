@@ -1,4 +1,4 @@
-"""Flask commands (CONTRACT.md): qr, worker, sbp, demo, and the sandbox."""
+"""Flask commands: qr, payment, receipt, worker, sbp, demo, and the sandbox."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings from the environment (a `.env` file is read if present); see CONTRACT.md."""
+"""Settings from the environment (a `.env` file is read if present); the README lists them."""
 
 from __future__ import annotations
 

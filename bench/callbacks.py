@@ -539,7 +539,7 @@ def amount_text(kopecks: int) -> str:
 
 def sign(secret_key: str, *, amount: str, merchant: str, order: str, status: str,
          transaction_date: str) -> str:
-    """What the bank sends in X-Api-Signature-SHA256 (reference/sbp.md §1.6), written here
+    """What the bank sends in X-Api-Signature-SHA256 (the bank's callback docs), written here
     independently of app/sbp/raiffeisen.py so the bench does not check Kassa against itself."""
     message = "|".join((amount, merchant, order, status, transaction_date))
     return hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).hexdigest()

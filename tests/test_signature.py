@@ -12,7 +12,7 @@ from app.sbp.raiffeisen import (
     notification_signature,
 )
 
-# Raiffeisen-DGTL/sbp-sdk-java, src/test/.../TestData.java (reference/sbp.md §1.6).
+# Raiffeisen-DGTL/sbp-sdk-java, src/test/.../TestData.java (the bank's signature test vector).
 VECTOR_KEY = (
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJNQTAwMDAwMDA1NTIiLCJqdGkiOiIwZTRhODI2ZC0z"
     "MTk3LTQ5YWUtYjRlYS0zZDllOGRkODIyOGEifQ.Q-AVaDBzvfkz6I8ZCVgvGIWpWTUgotRDmTcs4ysR0Qc"

@@ -2,8 +2,8 @@
 Raiffeisen SBP, ATOL Online v5 and the Raiffeisen fiscal API.
 
 It serves the bank endpoints Kassa's real HTTP client calls (same paths, JSON, error
-codes and signed callbacks as described in ``reference/sbp.md``), the cloud register
-endpoints its receipt clients call (``reference/fiscal.md``), a payer page and JSON
+codes and signed callbacks as the bank's OpenAPI files and SDKs describe them), the cloud register
+endpoints its receipt clients call (ATOL Online v5, Raiffeisen receipts), a payer page and JSON
 control endpoints for scripts and tests. It imports nothing from the rest of ``app``.
 
 TEST DOUBLE: state is in memory behind one lock and is lost on restart. One daemon

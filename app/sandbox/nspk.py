@@ -33,7 +33,7 @@ def build_payload(qr_id: str, qr_type: str, amount_kopecks: int | None) -> str:
 
     ``type=02`` for dynamic, ``type=01`` for static and variable; ``sum`` (kopecks) and
     ``cur`` only when the QR has a fixed sum. The real ``crc`` algorithm is undocumented
-    (sbp.md section 2); the sandbox uses CRC-16/CCITT-FALSE of the text before ``&crc=``
+    (NSPK does not publish it); the sandbox uses CRC-16/CCITT-FALSE of the text before ``&crc=``
     so the value is stable and looks right (4 uppercase hex digits).
     """
     link_type = "02" if qr_type == "QRDynamic" else "01"

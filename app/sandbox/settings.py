@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: How long the bank keeps retrying a callback after the first attempt (sbp.md 1.6: "for one day").
+#: How long the bank keeps retrying a callback after the first attempt
+#: (the bank's callback docs: "for one day").
 DEFAULT_RETRY_WINDOW_SECONDS = 24 * 3600.0
 
 

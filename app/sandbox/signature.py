@@ -1,8 +1,9 @@
 """Signed payment notifications (callbacks), written independently of Kassa's client.
 
-Per sbp.md 1.6: header ``X-Api-Signature-SHA256`` = lowercase hex HMAC-SHA256 with key =
-the secret key (UTF-8) over ``amount|sbpMerchantId|order|paymentStatus|transactionDate``,
-each value taken as its text in the JSON body (strings without quotes).
+As the bank documents it (its OpenAPI `sbp.yaml`, tag Callback; sbp-sdk-java `SbpUtil`):
+header ``X-Api-Signature-SHA256`` = lowercase hex HMAC-SHA256 with key = the secret key
+(UTF-8) over ``amount|sbpMerchantId|order|paymentStatus|transactionDate``, each value
+taken as its text in the JSON body (strings without quotes).
 
 A paid cash-link order (orders API) is announced by the ecom notification instead
 (ecom_en.yaml ``paymentsNotification``): ``{"event": "payment", "transaction": {...}}``,

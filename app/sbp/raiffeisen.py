@@ -1,4 +1,5 @@
-"""Raiffeisenbank SBP API client (reference/sbp.md §1): QR codes, payments, refunds, cash links."""
+"""Raiffeisenbank SBP API client (pay.raif.ru/doc/sbp.html): QR codes, payments, refunds,
+cash links."""
 
 from __future__ import annotations
 
