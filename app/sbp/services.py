@@ -506,33 +506,32 @@ def apply_bank_event(info: PaymentInfo, *, source: str, raw: str) -> Outcome:
     :raises ProviderError: code "qr_mismatch": the unsigned qrId is not the QR of the
         signed order; nothing is recorded.
     """
-    target = _find_target(info)
-    if target is None:
-        db.session.rollback()
-        logger.warning("bank news for unknown order %r (QR %s): not recorded, the bank will "
-                       "resend it", info.order, info.qr_id)
-        return Outcome.UNKNOWN_ORDER
     key = payment_key(info)
-    outcome = _record(info, target, key, source=source, raw=raw)
-    if outcome == Outcome.DUPLICATE and _maybe_twin(info, target, key):
+    outcome = _record(info, key, source=source, raw=raw)
+    if outcome == Outcome.DUPLICATE and _maybe_twin(info, key):
         # Two payments with the same signed fields (a static QR paid the same sum twice
         # within the bank's clock tick): only the bank can tell a twin from a replay.
-        outcome = _record(info, target, f"{key}#{info.transaction_id}", source=source,
-                          raw=raw)
+        outcome = _record(info, f"{key}#{info.transaction_id}", source=source, raw=raw)
     return outcome
 
 
-def _find_target(info: PaymentInfo) -> tuple[int, int | None] | None:
-    """(QR code id, cash-link activation id or None) of the signed order, or None."""
+def _lock_target(info: PaymentInfo) -> tuple[QrCode, CashLinkActivation | None] | None:
+    """The QR code, and the cash-link sale, of the signed order, locked; None if unknown.
+
+    :raises ProviderError: "qr_mismatch", the unsigned qrId names another QR.
+    """
     qr = db.session.scalars(sa.select(QrCode).where(QrCode.bank_order == info.order)
-                            ).one_or_none()
+                            .with_for_update()).one_or_none()
     activation = None
     if qr is None:
-        activation = db.session.scalars(sa.select(CashLinkActivation).where(
-            CashLinkActivation.bank_order_id == info.order)).one_or_none()
-        if activation is None:
+        link_id = db.session.scalar(sa.select(CashLinkActivation.qr_code_id).where(
+            CashLinkActivation.bank_order_id == info.order))
+        if link_id is None:
             return None
-        qr = activation.qr_code
+        qr = _lock(QrCode, link_id)
+        activation = db.session.scalars(
+            sa.select(CashLinkActivation).where(CashLinkActivation.bank_order_id == info.order)
+            .with_for_update()).one()
     elif qr.kind == QrKind.CASH_LINK:
         return None  # a cash link is paid through its sales' orders, never its own
     if info.qr_id and info.qr_id != qr.qr_id:
@@ -540,13 +539,24 @@ def _find_target(info: PaymentInfo) -> tuple[int, int | None] | None:
                        info.order, info.qr_id, qr.qr_id)
         raise ProviderError("qr_mismatch", "qrId does not match the QR of this order",
                             provider=get_bank().name)
-    return qr.id, activation.id if activation else None
+    return qr, activation
 
 
-def _record(info: PaymentInfo, target: tuple[int, int | None], key: str, *, source: str,
-            raw: str) -> Outcome:
+def _record(info: PaymentInfo, key: str, *, source: str, raw: str) -> Outcome:
+    try:
+        target = _lock_target(info)
+    except ProviderError:
+        db.session.rollback()
+        raise
+    if target is None:
+        db.session.rollback()
+        logger.warning("bank news for unknown order %r (QR %s): not recorded, the bank will "
+                       "resend it", info.order, info.qr_id)
+        return Outcome.UNKNOWN_ORDER
+    qr, activation = target
     # INSERT ... ON CONFLICT DO NOTHING RETURNING id: no row back means this news was
-    # recorded before (a concurrent repeat waits here for the first one to commit).
+    # recorded before (a concurrent repeat waits on the QR's lock above until the first
+    # one commits).
     event_key = f"{key}|{info.status}"
     event_id = db.session.execute(_event_insert(db.session.get_bind().dialect.name), {
         "provider": get_bank().name, "event_key": event_key, "source": source,
@@ -558,9 +568,6 @@ def _record(info: PaymentInfo, target: tuple[int, int | None], key: str, *, sour
         db.session.rollback()
         logger.info("bank event %s repeated; nothing to do", event_key)
         return Outcome.DUPLICATE
-    qr_code_id, activation_id = target
-    qr = _lock(QrCode, qr_code_id)
-    activation = _lock(CashLinkActivation, activation_id) if activation_id else None
     if info.status != PAY_SUCCESS:
         outcome = Outcome.IGNORED
         logger.info("QR %s: payment %s for order %s", qr.qr_id, info.status, info.order)
@@ -573,15 +580,16 @@ def _record(info: PaymentInfo, target: tuple[int, int | None], key: str, *, sour
     return outcome
 
 
-def _maybe_twin(info: PaymentInfo, target: tuple[int, int | None], key: str) -> bool:
+def _maybe_twin(info: PaymentInfo, key: str) -> bool:
     """A static QR's success whose signed fields are on file under another transaction id,
     and which the bank's own API confirms: a second payment, not a replay."""
-    qr = db.session.get(QrCode, target[0])
+    qr = db.session.scalars(sa.select(QrCode).where(QrCode.bank_order == info.order)
+                            ).one_or_none()
     recorded = db.session.scalar(sa.select(Payment.transaction_id).where(
         Payment.bank_key == key))
     db.session.rollback()
-    if (qr.kind != QrKind.STATIC or info.status != PAY_SUCCESS or not info.transaction_id
-            or recorded is None or recorded == info.transaction_id):
+    if (qr is None or qr.kind != QrKind.STATIC or info.status != PAY_SUCCESS
+            or not info.transaction_id or recorded is None or recorded == info.transaction_id):
         return False
     try:
         bank = get_bank().get_payment(qr.qr_id)
@@ -615,8 +623,11 @@ def _record_success(qr: QrCode, activation: CashLinkActivation | None, info: Pay
         return Outcome.BAD_AMOUNT
     expected = activation.amount_kopecks if activation else qr.amount_kopecks
     order_id = activation.order_id if activation else qr.order_id
-    if qr.kind != QrKind.STATIC and info.transaction_id and _same_payment(
-            qr, activation, info.transaction_id, amount):
+    already_paid = (activation.status == ActivationStatus.PAID if activation
+                    else qr.status == QrStatus.PAID)
+    if (qr.kind != QrKind.STATIC and (already_paid or qr.needs_review)
+            and info.transaction_id and _same_payment(qr, activation, info.transaction_id,
+                                                      amount)):
         return Outcome.DUPLICATE_PAYMENT
     order = _lock(Order, order_id) if order_id is not None else None
 
@@ -624,8 +635,7 @@ def _record_success(qr: QrCode, activation: CashLinkActivation | None, info: Pay
     if expected is not None and amount != expected:
         outcome, reason = (Outcome.AMOUNT_MISMATCH,
                            f"bank reported {amount} kopecks, QR asked for {expected}")
-    elif (activation.status == ActivationStatus.PAID if activation
-          else qr.status == QrStatus.PAID):
+    elif already_paid:
         outcome, reason = Outcome.REVIEW, "paid again after it was paid"
     elif order is not None and order.status not in SETTLEABLE_ORDER:
         outcome, reason = Outcome.REVIEW, f"order was already {order.status.value}"
