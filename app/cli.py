@@ -52,9 +52,8 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
 
     kopecks = _amount(amount)
     try:
+        _check_qr_create(kind, kopecks, ttl, description)
         if kind == "dynamic":
-            if kopecks is None:
-                raise click.UsageError("a dynamic QR needs --amount")
             order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
                                         description=description)
             qr = services.create_dynamic_qr(order.id, ttl_minutes=ttl)
@@ -69,6 +68,29 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
     except KassaError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     _print(qr_to_dict(db.session.get(type(qr), qr.id)))
+
+
+def _check_qr_create(kind: str, kopecks: int | None, ttl: int | None,
+                     description: str | None) -> None:
+    """Everything `qr create` checks before it writes an order or calls the bank.
+
+    :raises click.UsageError: options that do not go together.
+    :raises ValidationError: a sum, a lifetime or a description out of range.
+    """
+    from app.sbp import limits
+
+    if kind == "dynamic" and kopecks is None:
+        raise click.UsageError("a dynamic QR needs --amount")
+    if ttl is not None and (kind == "static" or kopecks is None):
+        raise click.UsageError("--ttl is for a dynamic QR or a cash-link sale (with --amount)")
+    if kopecks is not None:
+        limits.check_amount(kopecks)
+    if kind == "dynamic" or (kind == "cash-link" and kopecks is not None):
+        limits.ttl(ttl)
+    if kind == "cash-link":
+        limits.check_cash_link_description(description)
+    else:
+        limits.check_purpose(description)
 
 
 @qr_cli.command("show")
