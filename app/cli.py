@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from contextlib import contextmanager
 
 import click
 import sqlalchemy as sa
@@ -12,16 +13,43 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.errors import KassaError
-from app.extensions import db
+from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
 from app.money import MoneyError, parse_rubles
 
 logger = logging.getLogger(__name__)
 
-qr_cli = AppGroup("qr", help="Create and inspect SBP QR codes.")
-sbp_cli = AppGroup("sbp", help="Settings at the bank.")
-demo_cli = AppGroup("demo", help="Demo data for a first look.")
-payment_cli = AppGroup("payment", help="Payments: refunds.")
-receipt_cli = AppGroup("receipt", help="54-FZ receipts.")
+
+@contextmanager
+def _database_errors():
+    """A database that cannot be reached ends the command with one line, not a traceback."""
+    try:
+        yield
+    except DATABASE_UNAVAILABLE as exc:
+        failure = database_failure(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
+        raise click.ClickException(f"the database cannot be used: {failure}") from None
+
+
+class KassaGroup(AppGroup):
+    """A group of commands that report an unreachable database in one line."""
+
+    def invoke(self, ctx: click.Context):
+        with _database_errors():
+            return super().invoke(ctx)
+
+
+class KassaCommand(click.Command):
+    """A command that reports an unreachable database in one line."""
+
+    def invoke(self, ctx: click.Context):
+        with _database_errors():
+            return super().invoke(ctx)
+
+
+qr_cli = KassaGroup("qr", help="Create and inspect SBP QR codes.")
+sbp_cli = KassaGroup("sbp", help="Settings at the bank.")
+demo_cli = KassaGroup("demo", help="Demo data for a first look.")
+payment_cli = KassaGroup("payment", help="Payments: refunds.")
+receipt_cli = KassaGroup("receipt", help="54-FZ receipts.")
 
 
 def _print(data) -> None:
@@ -165,9 +193,9 @@ def sbp_set_callback(url: str | None):
     click.echo(f"callback URL registered: {registered}")
 
 
-@click.command("worker")
+@click.command("worker", cls=KassaCommand)
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
-@click.option("--batch", default=50, show_default=True,
+@click.option("--batch", default=50, show_default=True, type=click.IntRange(min=1),
               help="The most jobs one claim takes (quick jobs; slow ones go fewer at a time).")
 def worker_command(burst: bool, batch: int):
     """Run queued jobs and the periodic reconciler until stopped."""
@@ -204,3 +232,11 @@ def register(app: Flask) -> None:
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, worker_command,
                     sandbox_cli):
         app.cli.add_command(command)
+    # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
+    # starts): the same commands in a group that reports an unreachable database in one line.
+    migrations = app.cli.commands.get("db")
+    if isinstance(migrations, click.Group):
+        app.cli.add_command(KassaGroup(
+            "db", commands=migrations.commands, callback=migrations.callback,
+            params=migrations.params, help=migrations.help,
+        ))

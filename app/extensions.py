@@ -8,7 +8,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -29,6 +30,19 @@ migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+
+
+# What a database that cannot be reached (or opened, or that stays locked) raises.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
+
+def database_failure(exc: sa_exc.DBAPIError, url: str) -> str:
+    """One line on why the database at `url` cannot be used: the URL without its password
+    and the driver's first line, e.g. 'postgresql+psycopg://kassa:***@db/kassa: connection
+    failed: ...'."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    shown = make_url(url).render_as_string(hide_password=True)
+    return f"{shown}: {lines[0] if lines else type(exc).__name__}"
 
 
 @event.listens_for(Engine, "connect")
