@@ -102,3 +102,18 @@ def test_notification_for_another_merchant_is_refused():
     with pytest.raises(ProviderError) as refused:
         stranger.parse_notification(VECTOR_BODY, VECTOR_SIGNATURE)
     assert refused.value.code == "bad_payload"
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, VECTOR_SIGNATURE[:-1] + "\xff", "ä"])
+def test_a_non_ascii_signature_is_a_wrong_signature(client, signature):
+    with pytest.raises(SignatureError):
+        client.parse_notification(VECTOR_BODY, signature)
+
+
+def test_the_callback_answers_400_to_a_non_ascii_signature(app):
+    response = app.test_client().post(
+        "/sbp/callback", data=VECTOR_BODY, content_type="application/json",
+        headers={"X-Api-Signature-SHA256": "é" * 64},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "bad_signature"

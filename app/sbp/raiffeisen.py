@@ -302,7 +302,8 @@ class RaiffeisenClient:
         fields = {name: "null" if data.get(name) is None else str(data[name])
                   for name in SIGNED_FIELDS}
         expected = notification_signature(self._secret_key, fields)
-        if not hmac.compare_digest(expected, signature.strip().lower()):
+        # As bytes: a header is any latin-1 text, and str comparison takes ASCII only.
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
             raise SignatureError("signature does not match the body", provider=PROVIDER)
         if str(data.get("sbpMerchantId")) != self.merchant_id:
             raise ProviderError("bad_payload", "notification for another merchant",
