@@ -13,7 +13,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.errors import KassaError
-from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
+from app.extensions import DATABASE_UNAVAILABLE, database_failure, db, is_missing_table
 from app.money import MoneyError, parse_rubles
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,9 @@ def _database_errors():
     """A database that cannot be reached ends the command with one line, not a traceback."""
     try:
         yield
-    except DATABASE_UNAVAILABLE as exc:
+    except (*DATABASE_UNAVAILABLE, sa.exc.ProgrammingError) as exc:
+        if isinstance(exc, sa.exc.ProgrammingError) and not is_missing_table(exc):
+            raise
         failure = database_failure(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
         raise click.ClickException(f"the database cannot be used: {failure}") from None
 

@@ -43,7 +43,16 @@ def database_failure(exc: sa_exc.DBAPIError, url: str) -> str:
     failed: ...'."""
     lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
     shown = make_url(url).render_as_string(hide_password=True)
-    return f"{shown}: {lines[0] if lines else type(exc).__name__}"
+    reason = lines[0] if lines else type(exc).__name__
+    if is_missing_table(exc):
+        reason += " (has `flask db upgrade` run?)"
+    return f"{shown}: {reason}"
+
+
+def is_missing_table(exc: sa_exc.DBAPIError) -> bool:
+    """The schema is not there: SQLite's "no such table", PostgreSQL's undefined_table."""
+    return (getattr(exc.orig, "sqlstate", None) == "42P01"
+            or str(exc.orig).startswith("no such table"))
 
 
 @event.listens_for(Engine, "connect")

@@ -67,3 +67,15 @@ def test_the_worker_retries_with_backoff_one_line_per_attempt(tmp_path, where):
     assert [f"(attempt {n}," in line for n, line in enumerate(attempts, 1)] == \
         [True] * len(attempts)
     assert len(output.splitlines()) == len(attempts) + 3, output  # started, signal, stopped
+
+
+def test_a_database_without_tables_asks_for_the_migration(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    done = subprocess.run([FLASK, "receipt", "show", "1"], cwd=ROOT, env=_env(url),
+                          capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"Error: the database cannot be used: {url}: no such table: receipts "
+        "(has `flask db upgrade` run?)"
+    ]
