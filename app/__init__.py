@@ -54,11 +54,17 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from sqlalchemy.exc import ArgumentError
+
+    from app.config import ConfigError
     from app.extensions import babel, csrf, db, migrate
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         INSTANCE.mkdir(parents=True, exist_ok=True)
-    db.init_app(app)
+    try:
+        db.init_app(app)
+    except (ArgumentError, ImportError) as exc:  # not a URL, or its driver is not installed
+        raise ConfigError(f"DATABASE_URL cannot be used: {exc}") from exc
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     # Flask-Login is bound with the admin panel, which brings the user model it loads.
     csrf.init_app(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from contextlib import contextmanager
 
 import click
 import sqlalchemy as sa
@@ -12,16 +13,45 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.errors import KassaError
-from app.extensions import db
+from app.extensions import DATABASE_UNAVAILABLE, database_failure, db, is_missing_table
 from app.money import MoneyError, parse_rubles
 
 logger = logging.getLogger(__name__)
 
-qr_cli = AppGroup("qr", help="Create and inspect SBP QR codes.")
-sbp_cli = AppGroup("sbp", help="Settings at the bank.")
-demo_cli = AppGroup("demo", help="Demo data for a first look.")
-payment_cli = AppGroup("payment", help="Payments: review and refunds.")
-receipt_cli = AppGroup("receipt", help="54-FZ receipts.")
+
+@contextmanager
+def _database_errors():
+    """A database that cannot be reached ends the command with one line, not a traceback."""
+    try:
+        yield
+    except (*DATABASE_UNAVAILABLE, sa.exc.ProgrammingError) as exc:
+        if isinstance(exc, sa.exc.ProgrammingError) and not is_missing_table(exc):
+            raise
+        failure = database_failure(exc, current_app.config["SQLALCHEMY_DATABASE_URI"])
+        raise click.ClickException(f"the database cannot be used: {failure}") from None
+
+
+class KassaGroup(AppGroup):
+    """A group of commands that report an unreachable database in one line."""
+
+    def invoke(self, ctx: click.Context):
+        with _database_errors():
+            return super().invoke(ctx)
+
+
+class KassaCommand(click.Command):
+    """A command that reports an unreachable database in one line."""
+
+    def invoke(self, ctx: click.Context):
+        with _database_errors():
+            return super().invoke(ctx)
+
+
+qr_cli = KassaGroup("qr", help="Create and inspect SBP QR codes.")
+sbp_cli = KassaGroup("sbp", help="Settings at the bank.")
+demo_cli = KassaGroup("demo", help="Demo data for a first look.")
+payment_cli = KassaGroup("payment", help="Payments: review and refunds.")
+receipt_cli = KassaGroup("receipt", help="54-FZ receipts.")
 
 
 def _print(data) -> None:
@@ -52,9 +82,8 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
 
     kopecks = _amount(amount)
     try:
+        _check_qr_create(kind, kopecks, ttl, description)
         if kind == "dynamic":
-            if kopecks is None:
-                raise click.UsageError("a dynamic QR needs --amount")
             order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
                                         description=description)
             qr = services.create_dynamic_qr(order.id, ttl_minutes=ttl)
@@ -69,6 +98,29 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
     except KassaError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     _print(qr_to_dict(db.session.get(type(qr), qr.id)))
+
+
+def _check_qr_create(kind: str, kopecks: int | None, ttl: int | None,
+                     description: str | None) -> None:
+    """Everything `qr create` checks before it writes an order or calls the bank.
+
+    :raises click.UsageError: options that do not go together.
+    :raises ValidationError: a sum, a lifetime or a description out of range.
+    """
+    from app.sbp import limits
+
+    if kind == "dynamic" and kopecks is None:
+        raise click.UsageError("a dynamic QR needs --amount")
+    if ttl is not None and (kind == "static" or kopecks is None):
+        raise click.UsageError("--ttl is for a dynamic QR or a cash-link sale (with --amount)")
+    if kopecks is not None:
+        limits.check_amount(kopecks)
+    if kind == "dynamic" or (kind == "cash-link" and kopecks is not None):
+        limits.ttl(ttl)
+    if kind == "cash-link":
+        limits.check_cash_link_description(description)
+    else:
+        limits.check_purpose(description)
 
 
 @qr_cli.command("show")
@@ -157,9 +209,9 @@ def sbp_set_callback(url: str | None):
     click.echo(f"callback URL registered: {registered}")
 
 
-@click.command("worker")
+@click.command("worker", cls=KassaCommand)
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
-@click.option("--batch", default=50, show_default=True,
+@click.option("--batch", default=50, show_default=True, type=click.IntRange(min=1),
               help="The most jobs one claim takes (quick jobs; slow ones go fewer at a time).")
 def worker_command(burst: bool, batch: int):
     """Run queued jobs and the periodic reconciler until stopped."""
@@ -196,3 +248,11 @@ def register(app: Flask) -> None:
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, worker_command,
                     sandbox_cli):
         app.cli.add_command(command)
+    # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
+    # starts): the same commands in a group that reports an unreachable database in one line.
+    migrations = app.cli.commands.get("db")
+    if isinstance(migrations, click.Group):
+        app.cli.add_command(KassaGroup(
+            "db", commands=migrations.commands, callback=migrations.callback,
+            params=migrations.params, help=migrations.help,
+        ))

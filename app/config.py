@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import secrets
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -21,8 +24,27 @@ SANDBOX_ATOL_PASSWORD = "zUr0OxfI"  # noqa: S105
 SANDBOX_ATOL_GROUP = "v5-online-atol-ru_5179"
 
 
+# A production SECRET_KEY: at least this many characters (32 random bytes written in hex),
+# not a placeholder and not a few characters repeated.
+SECRET_KEY_MIN_LENGTH = 64
+SECRET_KEY_MIN_DISTINCT = 10
+PLACEHOLDER_WORDS = ("change", "secret", "example", "placeholder", "password", "replace")
+SECRET_KEY_HINT = (
+    f"use at least {SECRET_KEY_MIN_LENGTH} random characters, e.g. the output of "
+    "python -c 'import secrets; print(secrets.token_hex(32))'"
+)
+
+
 class ConfigError(RuntimeError):
-    """The environment does not describe a configuration Kassa may start with."""
+    """The environment does not describe a configuration Kassa may start with.
+
+    `problems` holds one line per problem; str() is a heading and those lines.
+    """
+
+    def __init__(self, problems: str | list[str], heading: str = "configuration refused"):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.heading = heading
+        super().__init__("\n".join([f"{heading}:", *(f"  - {p}" for p in self.problems)]))
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -67,7 +89,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         # A pooled connection is pinged before use: a database restart costs no request.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "PUBLIC_URL": (_env("PUBLIC_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
+        "PUBLIC_URL": (
+            _env("PUBLIC_URL", None if production else "http://127.0.0.1:5000") or ""
+        ).rstrip("/"),
         # A callback or an API call bigger than this is refused with 413.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "TELEGRAM_BOT_TOKEN": _env("TELEGRAM_BOT_TOKEN"),
@@ -146,7 +170,11 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
 def _check_production(cfg: dict, *, secret_key_given: bool) -> None:
     problems = []
     if not secret_key_given:
-        problems.append("SECRET_KEY is not set")
+        problems.append(f"SECRET_KEY is not set: {SECRET_KEY_HINT}")
+    else:
+        problems += _secret_key_problems(cfg["SECRET_KEY"])
+    problems += _url_problems("PUBLIC_URL", cfg.get("PUBLIC_URL"), "the bank and customers "
+                              "must reach it from the internet")
     for name in ("RAIFFEISEN_SBP_MERCHANT_ID", "RAIFFEISEN_SECRET_KEY"):
         if not cfg.get(name):
             problems.append(f"{name} is not set")
@@ -154,23 +182,72 @@ def _check_production(cfg: dict, *, secret_key_given: bool) -> None:
         problems.append("RAIFFEISEN_SECRET_KEY is the sandbox key")
     if cfg.get("RAIFFEISEN_SBP_MERCHANT_ID") == SANDBOX_MERCHANT_ID:
         problems.append("RAIFFEISEN_SBP_MERCHANT_ID is the sandbox merchant")
-    if _points_at_loopback(cfg.get("RAIFFEISEN_API_URL")):
-        problems.append("RAIFFEISEN_API_URL points at the local sandbox")
+    problems += _url_problems("RAIFFEISEN_API_URL", cfg.get("RAIFFEISEN_API_URL"),
+                              "the local sandbox, not the bank")
+    problems += _url_problems("TELEGRAM_API_URL", cfg.get("TELEGRAM_API_URL"),
+                              "not Telegram")
     if cfg.get("FISCAL_PROVIDER") == "atol":
         for name in ("ATOL_LOGIN", "ATOL_PASSWORD", "ATOL_GROUP_CODE"):
             if not cfg.get(name):
                 problems.append(f"{name} is not set (or set FISCAL_PROVIDER=none)")
-        if cfg.get("ATOL_PASSWORD") == SANDBOX_ATOL_PASSWORD or _points_at_loopback(
-            cfg.get("ATOL_API_URL")
-        ):
-            problems.append("the ATOL settings are the sandbox's")
+        if cfg.get("ATOL_PASSWORD") == SANDBOX_ATOL_PASSWORD:
+            problems.append("ATOL_PASSWORD is the sandbox's")
+        problems += _url_problems("ATOL_API_URL", cfg.get("ATOL_API_URL"),
+                                  "the local sandbox, not ATOL")
     if cfg.get("FISCAL_PROVIDER") != "none":
         for name in ("COMPANY_INN", "COMPANY_EMAIL", "COMPANY_SNO", "COMPANY_PAYMENT_ADDRESS"):
             if not cfg.get(name):
                 problems.append(f"{name} is not set")
     if problems:
-        raise ConfigError("production configuration refused: " + "; ".join(problems))
+        raise ConfigError(problems, heading="production configuration refused")
 
 
-def _points_at_loopback(url: str | None) -> bool:
-    return bool(url) and ("://127.0.0.1" in url or "://localhost" in url)
+def _secret_key_problems(key: str) -> list[str]:
+    lowered = key.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS):
+        return [f"SECRET_KEY looks like a placeholder: {SECRET_KEY_HINT}"]
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return [f"SECRET_KEY has {len(key)} characters: {SECRET_KEY_HINT}"]
+    if len(set(key)) < SECRET_KEY_MIN_DISTINCT:
+        return [f"SECRET_KEY repeats a few characters: {SECRET_KEY_HINT}"]
+    return []
+
+
+def _url_problems(name: str, url: str | None, loopback_means: str) -> list[str]:
+    """What is wrong with a production URL: not https, or pointing at this machine."""
+    if not url:
+        return [f"{name} is not set"]
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return [f"{name} is not a valid URL: {url!r}"]
+    if not host:
+        return [f"{name} has no host: {url!r}"]
+    problems = []
+    if parts.scheme.lower() != "https":
+        problems.append(f"{name} must be an https:// URL, not {url!r}")
+    if _is_loopback(host):
+        problems.append(f"{name} points at this machine ({host}): {loopback_means}")
+    return problems
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost (any case, any subdomain), 127.0.0.0/8 in any spelling the OS accepts
+    (127.1, 2130706433), ::1, an IPv4-mapped loopback, and the unspecified 0.0.0.0 / ::."""
+    host = host.rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            # The short and numeric IPv4 forms that resolvers also accept.
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    return address.is_loopback or address.is_unspecified

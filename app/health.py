@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
-from app.extensions import db
+from app.extensions import begin_read_only, db
 
 bp = Blueprint("health", __name__)
 
@@ -16,6 +16,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     try:
+        begin_read_only()
         db.session.execute(sa.text("SELECT 1"))
     except Exception as exc:
         db.session.rollback()

@@ -6,6 +6,9 @@ case "${1:-web}" in
   web)
     tries=0
     until flask db upgrade; do
+      # 4: the configuration is refused (wsgi.py); waiting will not change it.
+      status=$?
+      [ "$status" -eq 4 ] && exit 4
       tries=$((tries + 1))
       [ "$tries" -ge 30 ] && { echo "database not reachable; giving up" >&2; exit 1; }
       echo "migration failed; retrying in 2 s" >&2

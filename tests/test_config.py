@@ -1,12 +1,18 @@
 """Configuration: production refuses to start without secrets or with sandbox providers."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from app import create_app
 from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY, ConfigError, load_config
 
 PRODUCTION = {
-    "SECRET_KEY": "a-real-secret",
+    "SECRET_KEY": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "PUBLIC_URL": "https://kassa.shop.example.ru",
     "RAIFFEISEN_SBP_MERCHANT_ID": "MA0000123456",
     "RAIFFEISEN_SECRET_KEY": "real-bank-key",
     "RAIFFEISEN_API_URL": "https://pay.raif.ru",
@@ -35,7 +41,7 @@ def production_env(monkeypatch):
 def test_production_starts_with_real_settings(production_env):
     config = load_config()
     assert config["APP_ENV"] == "production"
-    assert config["SECRET_KEY"] == "a-real-secret"
+    assert config["SECRET_KEY"] == PRODUCTION["SECRET_KEY"]
     assert config["RAIFFEISEN_API_URL"] == "https://pay.raif.ru"
 
 
@@ -43,6 +49,32 @@ def test_production_starts_with_real_settings(production_env):
     ("name", "value", "complaint"),
     [
         ("SECRET_KEY", None, "SECRET_KEY is not set"),
+        ("SECRET_KEY", "change-me", "SECRET_KEY looks like a placeholder"),
+        ("SECRET_KEY", "change-me-to-64-random-hex-chars", "SECRET_KEY looks like a placeholder"),
+        ("SECRET_KEY", "dev", "SECRET_KEY has 3 characters"),
+        ("SECRET_KEY", "a-real-secret", "SECRET_KEY looks like a placeholder"),
+        ("SECRET_KEY", "9f86d081884c7d659a2feaa0c55ad015", "SECRET_KEY has 32 characters"),
+        ("SECRET_KEY", "x" * 80, "SECRET_KEY repeats a few characters"),
+        ("SECRET_KEY", "abab" * 20, "SECRET_KEY repeats a few characters"),
+        ("PUBLIC_URL", None, "PUBLIC_URL is not set"),
+        ("PUBLIC_URL", "http://kassa.shop.example.ru", "PUBLIC_URL must be an https:// URL"),
+        ("PUBLIC_URL", "https://LocalHost:5000", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://127.0.0.1", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://127.3.2.1:8443", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://[::1]:5000", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://0.0.0.0:5000", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://127.1/", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://[::ffff:127.0.0.1]/", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://kassa.localhost", "PUBLIC_URL points at this machine"),
+        ("PUBLIC_URL", "https://kassa.example.ru:port", "PUBLIC_URL is not a valid URL"),
+        ("RAIFFEISEN_API_URL", "http://pay.raif.ru", "RAIFFEISEN_API_URL must be an https://"),
+        ("RAIFFEISEN_API_URL", "https://LOCALHOST:8081", "local sandbox"),
+        ("RAIFFEISEN_API_URL", "https://[::1]:8081", "local sandbox"),
+        ("RAIFFEISEN_API_URL", "https://127.0.0.2:8081", "local sandbox"),
+        ("ATOL_API_URL", "http://online.atol.ru/possystem/v5", "ATOL_API_URL must be an https://"),
+        ("ATOL_API_URL", "https://0.0.0.0:8081/possystem/v5", "ATOL_API_URL points at this"),
+        ("ATOL_PASSWORD", "zUr0OxfI", "ATOL_PASSWORD is the sandbox's"),
+        ("TELEGRAM_API_URL", "http://api.telegram.org", "TELEGRAM_API_URL must be an https://"),
         ("RAIFFEISEN_SECRET_KEY", None, "RAIFFEISEN_SECRET_KEY is not set"),
         ("RAIFFEISEN_SECRET_KEY", SANDBOX_SECRET_KEY, "sandbox key"),
         ("RAIFFEISEN_SBP_MERCHANT_ID", SANDBOX_MERCHANT_ID, "sandbox merchant"),
@@ -59,7 +91,65 @@ def test_production_refuses(production_env, name, value, complaint):
         production_env.setenv(name, value)
     with pytest.raises(ConfigError) as refused:
         create_app()
-    assert complaint in str(refused.value)
+    assert any(complaint in problem for problem in refused.value.problems), refused.value
+
+
+@pytest.mark.parametrize("host", ["localhost", "LocalHost", "127.0.0.1", "127.200.3.4",
+                                  "[::1]", "0.0.0.0",  # noqa: S104
+                                  "[::]", "2130706433"])
+def test_every_loopback_spelling_is_refused_for_a_provider(production_env, host):
+    production_env.setenv("RAIFFEISEN_API_URL", f"https://{host}:8081")
+    with pytest.raises(ConfigError) as refused:
+        load_config()
+    assert refused.value.problems == [
+        f"RAIFFEISEN_API_URL points at this machine ({host.strip('[]').lower()}): "
+        "the local sandbox, not the bank"
+    ]
+
+
+@pytest.mark.parametrize("url", ["https://pay.raif.ru", "https://localhost.example.ru",
+                                 "https://127-0-0-1.example.ru", "https://10.0.0.5:8443"])
+def test_hosts_that_only_look_local_are_accepted(production_env, url):
+    production_env.setenv("RAIFFEISEN_API_URL", url)
+    assert load_config()["RAIFFEISEN_API_URL"] == url
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BAD_PRODUCTION = {
+    "SECRET_KEY": "change-me",
+    "PUBLIC_URL": "http://localhost:5000",
+    "RAIFFEISEN_API_URL": "http://127.0.0.1:8081",
+}
+
+
+def _production_process(command: list[str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k not in PRODUCTION and not k.startswith(("FLASK_", "ATOL_", "TELEGRAM_"))}
+    env.update(PRODUCTION, **BAD_PRODUCTION, APP_ENV="production", FLASK_APP="wsgi")
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.mark.parametrize("command", [
+    [str(BIN / "flask"), "qr", "show", "1"],
+    [str(BIN / "gunicorn"), "--no-control-socket", "--bind", "127.0.0.1:0", "wsgi:app"],
+], ids=["flask", "gunicorn"])
+def test_refused_production_exits_with_one_line_per_problem(command):
+    done = _production_process(command)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    problems = [line for line in done.stderr.splitlines() if line.startswith("  - ")]
+    assert sorted(problems) == sorted([
+        "  - SECRET_KEY looks like a placeholder: use at least 64 random characters, e.g. "
+        "the output of python -c 'import secrets; print(secrets.token_hex(32))'",
+        "  - PUBLIC_URL must be an https:// URL, not 'http://localhost:5000'",
+        "  - PUBLIC_URL points at this machine (localhost): the bank and customers must "
+        "reach it from the internet",
+        "  - RAIFFEISEN_API_URL must be an https:// URL, not 'http://127.0.0.1:8081'",
+        "  - RAIFFEISEN_API_URL points at this machine (127.0.0.1): the local sandbox, "
+        "not the bank",
+    ])
 
 
 def test_production_without_a_register_needs_no_atol(production_env):

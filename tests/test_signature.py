@@ -249,3 +249,17 @@ def test_ecom_body_without_transaction_or_event_is_bad_payload(ecom_client):
     with pytest.raises(ProviderError) as not_payment:
         ecom_client.parse_notification(raw, signature)
     assert not_payment.value.code == "bad_payload"
+
+@pytest.mark.parametrize("signature", ["é" * 64, VECTOR_SIGNATURE[:-1] + "\xff", "ä"])
+def test_a_non_ascii_signature_is_a_wrong_signature(client, signature):
+    with pytest.raises(SignatureError):
+        client.parse_notification(VECTOR_BODY, signature)
+
+
+def test_the_callback_answers_400_to_a_non_ascii_signature(app):
+    response = app.test_client().post(
+        "/sbp/callback", data=VECTOR_BODY, content_type="application/json",
+        headers={"X-Api-Signature-SHA256": "é" * 64},
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "bad_signature"

@@ -7,7 +7,7 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
-from app.extensions import csrf, db
+from app.extensions import csrf, db, read_only
 from app.fiscal import services
 from app.fiscal.check import check_qr_payload
 from app.httpclient import ProviderError
@@ -39,6 +39,7 @@ def _receipt(token: str) -> Receipt:
 
 
 @bp.get("/r/<token>")
+@read_only
 def receipt_page(token: str):
     receipt = _receipt(token)
     return render_template(
@@ -49,6 +50,7 @@ def receipt_page(token: str):
 
 
 @bp.get("/r/<token>/check.<fmt>")
+@read_only
 def receipt_check_qr(token: str, fmt: str):
     receipt = _receipt(token)
     payload = check_qr_payload(receipt) if receipt.status == ReceiptStatus.DONE else None

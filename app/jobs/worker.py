@@ -21,7 +21,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from flask import Flask
 
-from app.extensions import db
+from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
 from app.jobs import RetryJob, get_handler, periodic_jobs
 from app.models import Job, JobStatus, utcnow
 from app.models.base import UTCDateTime
@@ -40,6 +40,10 @@ GATHER_SECONDS = 0.05
 BATCH_SECONDS = 0.25
 # The claim before the worker has timed any job.
 FIRST_CLAIM = 10
+# After a failed round of the loop (the database is down or restarting) the worker waits
+# this long, doubling with each failure in a row up to LOOP_RETRY_MAX_SECONDS.
+LOOP_RETRY_SECONDS = 0.5
+LOOP_RETRY_MAX_SECONDS = 30.0
 
 
 def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
@@ -77,15 +81,29 @@ class Worker:
     def run(self) -> None:
         logger.info("worker %s started", self.worker_id)
         idle = float(self.app.config.get("WORKER_IDLE_SLEEP", 0.5))
+        failures = 0
         while not self.stop.is_set():
             try:
                 with self.app.app_context():
                     self.arm_periodic()
                     claimed = self.run_once()
-            except Exception:
+            except Exception as exc:
                 # The database may be restarting: wait and try again; nothing is lost.
-                logger.exception("worker loop error")
-                claimed = 0
+                # One line per attempt for an unreachable database, a traceback otherwise.
+                failures += 1
+                delay = min(LOOP_RETRY_SECONDS * 2 ** (failures - 1), LOOP_RETRY_MAX_SECONDS)
+                if isinstance(exc, DATABASE_UNAVAILABLE):
+                    logger.error("database unavailable (attempt %d, next in %.1f s): %s",
+                                 failures, delay,
+                                 database_failure(exc, self.app.config["SQLALCHEMY_DATABASE_URI"]))
+                else:
+                    logger.exception("worker loop error (attempt %d, next in %.1f s)",
+                                     failures, delay)
+                self.stop.wait(delay)
+                continue
+            if failures:
+                logger.info("worker loop running again after %d failed attempts", failures)
+                failures = 0
             if not claimed:
                 self.stop.wait(idle)
             elif claimed < self._claimed_size:

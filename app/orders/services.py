@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.models import VAT_RATES, Order, OrderChannel, OrderItem, Product
+from app.money import format_rubles
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,12 @@ def _validate(lines: list[Line], email: str | None, phone: str | None) -> None:
     for line in lines:
         if not line.name or not line.name.strip():
             raise ValidationError(_l("У позиции нет названия"), code="invalid_item")
-        if not 0 < line.price_kopecks <= MAX_PRICE_KOPECKS:
+        if line.price_kopecks <= 0:
             raise ValidationError(_l("Цена должна быть больше нуля"), code="invalid_amount")
+        if line.price_kopecks > MAX_PRICE_KOPECKS:
+            raise ValidationError(_l("Цена — не больше %(max)s",
+                                     max=format_rubles(MAX_PRICE_KOPECKS)),
+                                  code="invalid_amount")
         if not 0 < line.quantity_milli <= MAX_QUANTITY_MILLI:
             raise ValidationError(_l("Количество должно быть больше нуля"),
                                   code="invalid_quantity")

@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from . import SandboxSettings, serve_sandbox, url_host
 
 DEFAULT_PORT = 8081
+PORTS = click.IntRange(1, 65535)
 
 sandbox_cli = AppGroup(
     "sandbox",
@@ -59,7 +60,7 @@ def settings_from_config(config: Mapping[str, Any]) -> SandboxSettings:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port",
-    type=int,
+    type=PORTS,
     default=None,
     help=f"Port to listen on [default: SANDBOX_PORT, else {DEFAULT_PORT}].",
 )
@@ -68,6 +69,8 @@ def run(host: str, port: int | None) -> None:
     settings = settings_from_config(current_app.config)
     if port is None:
         port = int(current_app.config.get("SANDBOX_PORT") or DEFAULT_PORT)
+        if port not in range(PORTS.min, PORTS.max + 1):
+            raise click.ClickException(f"SANDBOX_PORT must be 1..65535, not {port}")
     click.echo(f"Kassa bank sandbox on http://{url_host(host)}:{port}/ (payer pages at /pay/)")
     click.echo(f"  merchant {settings.merchant_id}")
     click.echo(f"  callbacks to {settings.callback_url or '(none)'}")

@@ -59,6 +59,12 @@ def ecom_notification_signature(
     return _hmac_hex(secret_key, "|".join((amount, public_id, order, status, status_date)))
 
 
+def _same_signature(expected: str, given: str) -> bool:
+    """Constant-time comparison. As bytes: a header is any latin-1 text, and comparing
+    str takes ASCII only."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
 def bank_time(value: datetime) -> str:
     """ISO-8601 with an offset, in Moscow time as the bank writes it."""
     return value.astimezone(MOSCOW).isoformat(timespec="seconds")
@@ -399,7 +405,7 @@ class RaiffeisenClient:
         fields = {name: "null" if data.get(name) is None else str(data[name])
                   for name in SIGNED_FIELDS}
         expected = notification_signature(self._secret_key, fields)
-        if not hmac.compare_digest(expected, given):
+        if not _same_signature(expected, given):
             raise SignatureError("signature does not match the body", provider=PROVIDER)
         if str(data.get("sbpMerchantId")) != self.merchant_id:
             raise ProviderError("bad_payload", "notification for another merchant",
@@ -426,7 +432,7 @@ class RaiffeisenClient:
             order=text(transaction.get("orderId")), status=text(status.get("value")),
             status_date=text(status.get("date")),
         )
-        if not hmac.compare_digest(expected, signature):
+        if not _same_signature(expected, signature):
             raise SignatureError("signature does not match the body", provider=PROVIDER)
         if data.get("event") != "payment":
             raise ProviderError("bad_payload", f"event {data.get('event')!r} is not a payment",

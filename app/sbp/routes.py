@@ -8,7 +8,7 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, jsonify, request
 
-from app.extensions import csrf, db
+from app.extensions import csrf, db, read_only
 from app.httpclient import ProviderError
 from app.models import QrCode
 from app.sbp import services
@@ -43,6 +43,7 @@ def callback():
 
 
 @bp.get("/qr/<qr_id>.<fmt>")
+@read_only
 def qr_image(qr_id: str, fmt: str):
     if fmt not in ("png", "svg"):
         abort(404)

@@ -40,7 +40,7 @@ from app.models import (
     RefundStatus,
     utcnow,
 )
-from app.sbp import get_bank
+from app.sbp import get_bank, limits
 from app.sbp.provider import (
     PAY_SUCCESS,
     QR_CANCELLED,
@@ -59,7 +59,6 @@ PAYABLE_ORDER = (OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.EXPIRED)
 # Money that arrives for these is the order's payment (late money for a cancelled order
 # too: the bank's word wins); for a paid or refunded order it is money to review.
 SETTLEABLE_ORDER = (*PAYABLE_ORDER, OrderStatus.CANCELLED)
-MAX_TTL_MINUTES = 60 * 24 * 3  # the bank's own default lifetime of a dynamic QR
 
 
 def _bank_failure(exc: ProviderError) -> BankError:
@@ -68,14 +67,6 @@ def _bank_failure(exc: ProviderError) -> BankError:
     else:
         message = _l("Банк отказал: %(code)s %(text)s", code=exc.code, text=exc.message)
     return BankError(str(message), bank_code=exc.code, retryable=exc.retryable)
-
-
-def _ttl(ttl_minutes: int | None) -> timedelta:
-    minutes = ttl_minutes or current_app.config["QR_TTL_MINUTES"]
-    if not 1 <= minutes <= MAX_TTL_MINUTES:
-        raise ValidationError(_l("Срок действия QR-кода: от 1 минуты до 3 суток"),
-                              code="invalid_ttl")
-    return timedelta(minutes=minutes)
 
 
 def _lock(model, ident: int):
@@ -150,7 +141,7 @@ def create_dynamic_qr(order_id: int, *, ttl_minutes: int | None = None) -> QrCod
     if open_payable is not None:
         raise InvalidStateError(_l("Заказ уже ждёт оплаты по кассовой ссылке"),
                                 code="order_busy")
-    ttl = _ttl(ttl_minutes)
+    ttl = limits.ttl(ttl_minutes)
     bank_order, amount, purpose = _next_bank_order(order), order.total_kopecks, order.description
     expires_at = utcnow() + ttl
     db.session.rollback()  # no transaction stays open while the bank thinks
@@ -190,11 +181,12 @@ def create_static_qr(*, amount_kopecks: int | None = None, description: str | No
                      ) -> QrCode:
     """A reusable QR, with a fixed sum or one the payer types in.
 
-    :raises ValidationError: a sum that is not positive.
+    :raises ValidationError: a sum out of range, a description too long.
     :raises BankError: the bank refused or did not answer.
     """
-    if amount_kopecks is not None and amount_kopecks <= 0:
-        raise ValidationError(_l("Сумма должна быть больше нуля"), code="invalid_amount")
+    if amount_kopecks is not None:
+        limits.check_amount(amount_kopecks)
+    limits.check_purpose(description)
     bank_order = f"st-{uuid.uuid4().hex}"
     try:
         reg = get_bank().register_static_qr(
@@ -215,8 +207,10 @@ def create_static_qr(*, amount_kopecks: int | None = None, description: str | No
 def register_cash_link(*, description: str | None = None) -> QrCode:
     """Register a till's cash link (QRVariable) once; it is activated per sale.
 
+    :raises ValidationError: a description longer than the bank takes.
     :raises BankError: the bank refused or did not answer.
     """
+    limits.check_cash_link_description(description)
     bank_order = f"cl-{uuid.uuid4().hex}"
     try:
         reg = get_bank().register_cash_link(order=bank_order, description=description)
@@ -261,7 +255,7 @@ def activate_cash_link(qr_code_id: int, order_id: int, *, ttl_minutes: int | Non
             _l("На кассовой ссылке ждёт оплаты другой заказ; отмените его сначала"),
             code="cash_link_busy",
         )
-    ttl = _ttl(ttl_minutes)
+    ttl = limits.ttl(ttl_minutes)
     bank_order, amount = _next_bank_order(order), order.total_kopecks
     qr_id, comment = link.qr_id, order.description
     expires_at = utcnow() + ttl

@@ -55,3 +55,22 @@ def test_run_command(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     assert calls[-1][1:] == (any_interface, 7000)
     assert "http://127.0.0.1:7000/" in result.output
+
+
+@pytest.mark.parametrize(("args", "port", "complaint"), [
+    (["--port", "99999"], 8099, "'--port': 99999 is not in the range 1<=x<=65535"),
+    (["--port", "0"], 8099, "'--port': 0 is not in the range 1<=x<=65535"),
+    ([], 70000, "Error: SANDBOX_PORT must be 1..65535, not 70000"),
+])
+def test_a_port_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch, args, port,
+                                        complaint) -> None:
+    calls: list = []
+    monkeypatch.setattr(cli, "serve_sandbox", lambda *a, **kw: calls.append(a))
+    app = Flask("kassa-test")
+    app.config.update(RAIFFEISEN_SBP_MERCHANT_ID="MA0000000552", RAIFFEISEN_SECRET_KEY="key",
+                      SANDBOX_PORT=port)
+    app.cli.add_command(cli.sandbox_cli)
+    result: Any = app.test_cli_runner().invoke(args=["sandbox", "run", *args])
+    assert result.exit_code in (1, 2)
+    assert complaint in result.output
+    assert calls == []
