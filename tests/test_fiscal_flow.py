@@ -338,3 +338,27 @@ def test_reconciler_requeues_a_receipt_whose_job_died(stack):
     [receipt] = _done(stack)
     assert receipt.external_id == f"sell-{_install(stack)}-{payment_id}"
     assert _register(stack)["counts"] == {f"sell-{_install(stack)}-{payment_id}": 1}
+
+
+def test_another_shop_on_the_same_atol_group_never_lends_us_its_receipt(stack):
+    """A restored backup or a second shop on one ATOL group counts payments from 1 too:
+    the register must never answer our new sale with the receipt it printed for them."""
+    from app.fiscal.atol import AtolClient
+    from app.fiscal.receipt import SELL, Company, ReceiptDraft, ReceiptLine
+
+    config = stack.app.config
+    other_shop = AtolClient(config["ATOL_API_URL"], config["ATOL_LOGIN"],
+                            config["ATOL_PASSWORD"], config["ATOL_GROUP_CODE"])
+    line = ReceiptLine("Чужой товар", 10000, 1000, 10000)
+    company = Company(inn="5544332219", email="other@example.com", sno="osn",
+                      payment_address="https://other.example")
+    for payment_id in (1, 2, 3):  # what an installation without an install id would send
+        other_shop.register(ReceiptDraft(SELL, (line,), 10000, company),
+                            external_id=f"sell-{payment_id}", callback_url=None)
+    stack.start_worker()
+    payment_id = _pay_cart(stack)
+    [sale] = _done(stack)
+    assert sale.external_id == f"sell-{_install(stack)}-{payment_id}"
+    [ours] = [d for d in _register(stack)["documents"] if d["external_id"] == sale.external_id]
+    assert ours["total"] == "1490.00" and ours["payload"]["fn_number"] == sale.fn_number
+    assert ours["payload"]["fiscal_document_number"] == sale.fiscal_document_number

@@ -4,6 +4,7 @@ and when products are saved, and the OFD link on the customer's page."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.catalog.services import create_product, update_product
-from app.errors import ValidationError
+from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal import services as fiscal
 from app.fiscal.atol import AtolClient
@@ -258,18 +259,18 @@ def test_a_stored_receipt_that_cannot_be_sent_fails_without_calling_the_register
 # ------------------------------------------------------------------ checkout and catalog
 
 
-@pytest.mark.parametrize(("line", "code"), [
-    (Line(name="Чай", price_kopecks=1000, measure="parsec"), "invalid_measure"),
-    (Line(name="Чай", price_kopecks=1000, payment_object="gift"), "invalid_payment_object"),
-    (Line(name="Чай", price_kopecks=1000, vat="vat18"), "invalid_vat"),
-    # 0,001 × 0,01 ₽ rounds to a zero sum, which registers refuse (KKT -3805).
-    (Line(name="Чай", price_kopecks=1, quantity_milli=1), "invalid_item"),
-])
-def test_checkout_refuses_a_line_no_receipt_can_carry(app, line, code) -> None:
-    with pytest.raises(ValidationError) as refused:
-        create_order(channel=OrderChannel.MINIAPP, lines=[CART[0], line])
-    assert refused.value.code == code
-    assert re.search("[а-я]", str(refused.value.message))
+def test_checkout_refuses_a_line_no_receipt_can_carry(app) -> None:
+    for line, code in (
+        (Line(name="Чай", price_kopecks=1000, measure="parsec"), "invalid_measure"),
+        (Line(name="Чай", price_kopecks=1000, payment_object="gift"), "invalid_payment_object"),
+        (Line(name="Чай", price_kopecks=1000, vat="vat18"), "invalid_vat"),
+        # 0,001 × 0,01 ₽ rounds to a zero sum, which registers refuse (KKT -3805).
+        (Line(name="Чай", price_kopecks=1, quantity_milli=1), "invalid_item"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            create_order(channel=OrderChannel.MINIAPP, lines=[CART[0], line])
+        assert refused.value.code == code, line
+        assert re.search("[а-я]", str(refused.value.message))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OrderItem)) == 0
 
 
@@ -317,20 +318,37 @@ def test_raiffeisen_units_fit_sixteen_characters(app) -> None:
 # ------------------------------------------------------------------ the customer's page
 
 
-@pytest.mark.parametrize(("url", "linked"), [
-    ("https://ofd.example/receipt?fn=1&i=2", True),
-    ("http://ofd.example/receipt?fn=1&i=2", False),
-    ("javascript:alert(1)", False),
-    ("//ofd.example/receipt", False),
-])
-def test_the_receipt_page_links_the_ofd_only_over_https(app, url, linked) -> None:
+def test_the_receipt_page_links_the_ofd_only_over_https(app) -> None:
     _use(app, ScriptedRegister(_done_as_sent))
     receipt = fiscal.create_sale_receipt(_paid())
     fiscal.submit(receipt.id)
-    receipt = db.session.get(Receipt, receipt.id)
-    receipt.ofd_receipt_url = url
+    for url, linked in (("http://ofd.example/receipt?fn=1&i=2", False),
+                        ("javascript:alert(1)", False),
+                        ("//ofd.example/receipt", False),
+                        ("https://ofd.example/receipt?fn=1&i=2", True)):
+        receipt = db.session.get(Receipt, receipt.id)
+        receipt.ofd_receipt_url = url
+        db.session.commit()
+        html = app.test_client().get(f"/fiscal/r/{receipt.token}").get_data(as_text=True)
+        assert "Кассовый чек" in html
+        assert ("Чек на сайте ОФД" in html) is linked, url
+        assert (f'href="{url}"' in html.replace("&amp;", "&")) is linked, url
+
+
+# ------------------------------------------------------------------ ATOL callbacks
+
+
+def test_an_atol_callback_without_external_id_is_matched_by_uuid(app) -> None:
+    receipt = fiscal.create_sale_receipt(_paid())  # the app's own ATOL client
+    receipt.set_status(ReceiptStatus.WAIT)
+    receipt.provider_id = "5c7e3f2a-0000-4000-8000-000000000001"
     db.session.commit()
-    html = app.test_client().get(f"/fiscal/r/{receipt.token}").get_data(as_text=True)
-    assert "Кассовый чек" in html
-    assert ("Чек на сайте ОФД" in html) is linked
-    assert (f'href="{url}"' in html.replace("&amp;", "&")) is linked
+    body = json.dumps({"uuid": receipt.provider_id, "status": "done", "error": None,
+                       "timestamp": "06.12.2026 12:00:00", "payload": None}).encode()
+    assert fiscal.handle_atol_callback(body) == "poll_scheduled"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(
+        Job.name == "fiscal.poll")) == 1
+    other = json.dumps({"uuid": "5c7e3f2a-0000-4000-8000-000000000002",
+                        "status": "done"}).encode()
+    with pytest.raises(NotFoundError):
+        fiscal.handle_atol_callback(other)
