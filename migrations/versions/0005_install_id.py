@@ -1,4 +1,5 @@
-"""installation: one row holding this installation's id (receipts' external ids carry it)
+"""installation: one row holding this installation's id (receipts' external ids carry it);
+products and order_items: measure fits every measure name ("square_centimeter" is 17 long)
 
 Revision ID: 0005_install_id
 Revises: 0004_job_partial_indexes
@@ -25,7 +26,15 @@ def upgrade():
         sa.CheckConstraint('id = 1', name=op.f('ck_installation_single_row')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_installation')),
     )
+    for table in ('products', 'order_items'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('measure', existing_type=sa.String(length=16),
+                                  type_=sa.String(length=24), existing_nullable=False)
 
 
 def downgrade():
+    for table in ('products', 'order_items'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('measure', existing_type=sa.String(length=24),
+                                  type_=sa.String(length=16), existing_nullable=False)
     op.drop_table('installation')
