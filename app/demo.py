@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.catalog.services import create_product
 from app.extensions import db
 from app.models import Product
 
@@ -17,14 +18,15 @@ DEMO_PRODUCTS = [
 
 
 def seed() -> int:
-    """Add the demo products that are missing; commit. Returns how many were added."""
+    """Add the demo products that are missing (each checked and committed by the catalog
+    service). Returns how many were added."""
     existing = set(db.session.scalars(sa.select(Product.name)))
     added = 0
     for name, price, vat, payment_object, measure in DEMO_PRODUCTS:
         if name in existing:
             continue
-        db.session.add(Product(name=name, price_kopecks=price, vat=vat,
-                               payment_object=payment_object, measure=measure))
+        create_product(name=name, price_kopecks=price, vat=vat,
+                       payment_object=payment_object, measure=measure)
         added += 1
-    db.session.commit()
+    db.session.rollback()  # end the read-only transaction when nothing was added
     return added

@@ -352,11 +352,13 @@ def test_raiffeisen_save_register_done(server: SandboxServer) -> None:
     client = raif_client(server)
     body = client.receipt_body(draft(email=None, phone="+79001234567"), external_id="r-1")
     assert body["client"] == {"email": COMPANY.email}
-    assert body["items"][1]["vatType"] == "VAT20"
-    assert body["items"][1]["measurementUnit"] == "KILOGRAM"
-    assert body["items"][2]["paymentObject"] == "SERVICE"
-    assert body["items"][0]["paymentMode"] == "FULL_PAYMENT"
-    assert body["payments"] == [{"type": "E_PAYMENT", "amount": body["total"]}]
+    # fiscal.yml: lowercase enums, a short unit name, no fields it does not define.
+    assert body["items"][1]["vatType"] == "vat20"
+    assert body["items"][1]["measurementUnit"] == "кг"
+    assert body["items"][2]["paymentObject"] == "service"
+    assert set(body) == {"receiptNumber", "client", "items", "total"}
+    assert set(body["items"][0]) == {"name", "price", "quantity", "amount", "paymentObject",
+                                     "vatType", "measurementUnit"}
     result = client.register(draft(), external_id="r-1", callback_url="https://ignored.example")
     assert (result.status, result.provider_id) == (WAIT, "r-1")
     assert result.raw["status"] == "IN_PROGRESS"

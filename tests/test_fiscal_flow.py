@@ -4,13 +4,16 @@ all over real HTTP. Every sale and refund gets its receipt once; faults delay, n
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from app.errors import ValidationError
 from app.extensions import db
 from app.models import (
+    Installation,
     Job,
     OrderChannel,
     Payment,
@@ -53,10 +56,16 @@ def _receipts(stack) -> list[Receipt]:
         return receipts
 
 
-def _pay_cart(stack, *, email="buyer@example.ru") -> int:
+def _install(stack) -> str:
+    """This installation's id, which every external id carries."""
+    with stack.app.app_context():
+        return db.session.scalar(sa.select(Installation.install_id))
+
+
+def _pay_cart(stack, *, email="buyer@example.ru", cart=CART) -> int:
     """A cashier's cart paid by the customer; returns the new payment's id."""
     with stack.app.app_context():
-        order = create_order(channel=OrderChannel.MINIAPP, lines=CART, customer_email=email)
+        order = create_order(channel=OrderChannel.MINIAPP, lines=cart, customer_email=email)
         qr_code_id = sbp.create_dynamic_qr(order.id).id
         qr_id = db.session.get(QrCode, qr_code_id).qr_id
     stack.pay(qr_id)
@@ -82,7 +91,7 @@ def test_sale_then_refund_receipts_with_fiscal_data_and_public_page(stack):
     [sale] = _done(stack)
 
     assert sale.kind == ReceiptKind.SELL
-    assert sale.external_id == f"sell-{payment_id}"
+    assert sale.external_id == f"sell-{_install(stack)}-{payment_id}"
     assert sale.total_kopecks == CART_TOTAL
     assert sum(line["amount_kopecks"] for line in sale.lines) == CART_TOTAL
     assert re.fullmatch(r"\d{16}", sale.fn_number)
@@ -149,7 +158,7 @@ def test_answer_lost_after_registration_gives_one_document(stack):
     payment_id = _pay_cart(stack)
     [receipt] = _done(stack)
     register = _register(stack)
-    assert register["counts"] == {f"sell-{payment_id}": 1}
+    assert register["counts"] == {f"sell-{_install(stack)}-{payment_id}": 1}
     assert register["requests"]["atol.sell"] == 2  # the lost answer, then code 33
     assert receipt.attempt == 1
 
@@ -167,7 +176,8 @@ def test_register_down_for_a_while_receipts_wait_then_complete(stack):
 
     _faults(stack, down=False)
     receipts = _done(stack, 3)
-    assert sorted(r.external_id for r in receipts) == sorted(f"sell-{i}" for i in ids)
+    install = _install(stack)
+    assert sorted(r.external_id for r in receipts) == sorted(f"sell-{install}-{i}" for i in ids)
     assert sorted(_register(stack)["counts"].values()) == [1, 1, 1]
 
 
@@ -190,9 +200,10 @@ def test_failed_report_is_resubmitted_once_under_a_new_id_then_waits_for_an_admi
     payment_id = _pay_cart(stack)
     [receipt] = _done(stack)
     assert receipt.attempt == 2
-    assert receipt.external_id == f"sell-{payment_id}-r2"
+    sell_id = f"sell-{_install(stack)}-{payment_id}"
+    assert receipt.external_id == f"{sell_id}-r2"
     counts = _register(stack)["counts"]
-    assert counts == {f"sell-{payment_id}": 1, f"sell-{payment_id}-r2": 1}
+    assert counts == {sell_id: 1, f"{sell_id}-r2": 1}
 
     _faults(stack, fail_next=2)
     second = _pay_cart(stack)
@@ -204,7 +215,7 @@ def test_failed_report_is_resubmitted_once_under_a_new_id_then_waits_for_an_admi
         fiscal.retry_failed(failed.id)
     done = wait_for(lambda: next((r for r in _receipts(stack) if r.id == failed.id
                                   and r.status == ReceiptStatus.DONE), None), timeout=20)
-    assert done.external_id == f"sell-{second}-r3"
+    assert done.external_id == f"sell-{_install(stack)}-{second}-r3"
 
 
 def test_static_qr_payment_gets_one_configured_line(make_stack):
@@ -284,16 +295,23 @@ def test_atol_callback_is_a_hint_checked_against_our_records(make_stack):
 def test_raiffeisen_receipts_provider_end_to_end(make_stack):
     stack = make_stack(FISCAL_PROVIDER="raiffeisen")
     stack.start_worker()
-    payment_id = _pay_cart(stack)
+    # The bank documents no 22% VAT: such a cart is refused at checkout, naming the bank.
+    with stack.app.app_context(), pytest.raises(ValidationError) as refused:
+        create_order(channel=OrderChannel.MINIAPP, lines=CART)
+    assert "Райффайзенбанк" in str(refused.value.message)
+    assert "vat22" in str(refused.value.message)
+    cart = [replace(line, vat="vat20") if line.vat == "vat22" else line for line in CART]
+    payment_id = _pay_cart(stack, cart=cart)
     [sale] = _done(stack)
-    assert (sale.provider, sale.external_id) == ("raiffeisen", f"sell-{payment_id}")
+    sell_id = f"sell-{_install(stack)}-{payment_id}"
+    assert (sale.provider, sale.external_id) == ("raiffeisen", sell_id)
     with stack.app.app_context():
         sbp.request_refund(payment_id, 1000)
     _, refund = _done(stack, 2)
     assert (refund.kind, refund.total_kopecks) == (ReceiptKind.SELL_REFUND, 1000)
     register = _register(stack)
     assert sorted(d["external_id"] for d in register["documents"]) == sorted(
-        [f"sell-{payment_id}", refund.external_id])
+        [sell_id, refund.external_id])
     assert {d["provider"] for d in register["documents"]} == {"raiffeisen"}
 
 
@@ -318,5 +336,29 @@ def test_reconciler_requeues_a_receipt_whose_job_died(stack):
         assert fiscal.reconcile() == {"requeued": 0}  # its job is live now: no second one
     stack.start_worker()
     [receipt] = _done(stack)
-    assert receipt.external_id == f"sell-{payment_id}"
-    assert _register(stack)["counts"] == {f"sell-{payment_id}": 1}
+    assert receipt.external_id == f"sell-{_install(stack)}-{payment_id}"
+    assert _register(stack)["counts"] == {f"sell-{_install(stack)}-{payment_id}": 1}
+
+
+def test_another_shop_on_the_same_atol_group_never_lends_us_its_receipt(stack):
+    """A restored backup or a second shop on one ATOL group counts payments from 1 too:
+    the register must never answer our new sale with the receipt it printed for them."""
+    from app.fiscal.atol import AtolClient
+    from app.fiscal.receipt import SELL, Company, ReceiptDraft, ReceiptLine
+
+    config = stack.app.config
+    other_shop = AtolClient(config["ATOL_API_URL"], config["ATOL_LOGIN"],
+                            config["ATOL_PASSWORD"], config["ATOL_GROUP_CODE"])
+    line = ReceiptLine("Чужой товар", 10000, 1000, 10000)
+    company = Company(inn="5544332219", email="other@example.com", sno="osn",
+                      payment_address="https://other.example")
+    for payment_id in (1, 2, 3):  # what an installation without an install id would send
+        other_shop.register(ReceiptDraft(SELL, (line,), 10000, company),
+                            external_id=f"sell-{payment_id}", callback_url=None)
+    stack.start_worker()
+    payment_id = _pay_cart(stack)
+    [sale] = _done(stack)
+    assert sale.external_id == f"sell-{_install(stack)}-{payment_id}"
+    [ours] = [d for d in _register(stack)["documents"] if d["external_id"] == sale.external_id]
+    assert ours["total"] == "1490.00" and ours["payload"]["fn_number"] == sale.fn_number
+    assert ours["payload"]["fiscal_document_number"] == sale.fiscal_document_number

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from app.errors import ValidationError
 from app.extensions import db
+from app.fiscal.receipt import MAX_PRICE_KOPECKS
 from app.models import CashLinkActivation, Order, OrderChannel, QrCode
 from app.money import format_rubles
 from app.orders.services import create_amount_order
@@ -17,7 +18,7 @@ from app.sbp import services
 
 pytestmark = pytest.mark.slow
 
-MAX_SUM = format_rubles(4_294_967_295)  # 42 949 672,95 ₽
+MAX_SUM = format_rubles(MAX_PRICE_KOPECKS)  # 42 949 673,00 ₽, ATOL's ceiling
 
 
 def _rows(stack) -> dict:
@@ -41,7 +42,7 @@ def _nothing_happened(stack) -> None:
      "invalid_ttl: Срок действия QR-кода"),
     (["--amount", "50000000"],
      f"invalid_amount: Сумма — не больше {MAX_SUM}, а не {format_rubles(5_000_000_000)}"),
-    (["--type", "static", "--amount", "42949673"], f"не больше {MAX_SUM}"),
+    (["--type", "static", "--amount", "42949673.01"], f"не больше {MAX_SUM}"),
     (["--type", "cash-link", "--amount", "50000000"], f"не больше {MAX_SUM}"),
     (["--type", "static", "--description", "я" * 141],
      "text_too_long: Описание — не больше 140 символов, а в этом 141"),
@@ -64,7 +65,7 @@ def test_qr_create_refuses_before_it_writes_or_calls_the_bank(stack, args, compl
 
 def test_qr_create_takes_each_limit_and_refuses_one_over_it(stack):
     runner = stack.app.test_cli_runner()
-    at_limit = (["--amount", "42949672.95", "--ttl", "4320", "--description", "я" * 140],
+    at_limit = (["--amount", "42949673", "--ttl", "4320", "--description", "я" * 140],
                 ["--type", "static", "--amount", "1", "--description", "я" * 140],
                 ["--type", "cash-link", "--amount", "5", "--ttl", "1",
                  "--description", "я" * 32])
@@ -74,7 +75,7 @@ def test_qr_create_takes_each_limit_and_refuses_one_over_it(stack):
         assert json.loads(result.output)["status"] == "active"
     created = _rows(stack)
     assert created == {"Order": 2, "QrCode": 3, "CashLinkActivation": 1}
-    for args in (["--amount", "42949672.96"], ["--amount", "1", "--ttl", "4321"],
+    for args in (["--amount", "42949673.01"], ["--amount", "1", "--ttl", "4321"],
                  ["--type", "static", "--description", "я" * 141],
                  ["--type", "cash-link", "--description", "я" * 33]):
         result = runner.invoke(args=["qr", "create", *args])
@@ -104,4 +105,4 @@ def test_services_refuse_long_text_and_a_zero_ttl_before_the_bank(stack):
 
 def test_an_order_above_the_maximum_says_so(app):
     with pytest.raises(ValidationError, match=f"Цена — не больше {MAX_SUM}"):
-        create_amount_order(channel=OrderChannel.API, amount_kopecks=4_294_967_296)
+        create_amount_order(channel=OrderChannel.API, amount_kopecks=MAX_PRICE_KOPECKS + 1)

@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 
-from app.fiscal.provider import FiscalProvider
+from app.errors import ValidationError
+from app.fiscal.provider import FiscalProvider, undocumented
+from app.fiscal.receipt import MEASURES, PAYMENT_OBJECTS, VAT_RATES
 
 
 def _atol(config: dict) -> FiscalProvider:
@@ -67,3 +70,35 @@ def get_register() -> FiscalProvider | None:
 
 def fiscal_enabled() -> bool:
     return current_app.extensions.get("kassa.fiscal") is not None
+
+
+def check_line(*, vat: str, payment_object: str, measure: str) -> None:
+    """Refuse a product or cart line that no receipt could carry: a VAT rate, payment object
+    or measure unknown to 54-ФЗ, or one the configured register does not document.
+
+    :raises ValidationError: with a Russian message naming the provider.
+    """
+    if vat not in VAT_RATES:
+        raise ValidationError(_l("Неизвестная ставка НДС: %(value)s", value=vat),
+                              code="invalid_vat")
+    if payment_object not in PAYMENT_OBJECTS:
+        raise ValidationError(_l("Неизвестный признак предмета расчёта: %(value)s",
+                                 value=payment_object), code="invalid_payment_object")
+    if measure not in MEASURES:
+        raise ValidationError(_l("Неизвестная единица измерения: %(value)s", value=measure),
+                              code="invalid_measure")
+    register = current_app.extensions.get("kassa.fiscal")
+    problem = register and undocumented(register, vat=vat, payment_object=payment_object,
+                                        measure=measure)
+    if not problem:
+        return
+    what, value = problem
+    messages = {
+        "vat": _l("%(provider)s не поддерживает ставку НДС %(value)s", provider=register.title,
+                  value=value),
+        "payment_object": _l("%(provider)s не поддерживает признак предмета расчёта "
+                             "%(value)s", provider=register.title, value=value),
+        "measure": _l("%(provider)s не поддерживает единицу измерения %(value)s",
+                      provider=register.title, value=value),
+    }
+    raise ValidationError(messages[what], code=f"unsupported_{what}")

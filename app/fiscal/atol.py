@@ -23,6 +23,7 @@ from app.fiscal.receipt import (
     PAYMENT_OBJECTS,
     SELL,
     SELL_REFUND,
+    VAT_RATES,
     WAIT,
     FiscalData,
     ReceiptDraft,
@@ -123,6 +124,11 @@ class AtolClient:
     """
 
     name = PROVIDER
+    title = "АТОЛ Онлайн"
+    # v5 documents every value we know (ФФД 1.2 measure codes, the 2026 VAT rates).
+    vat_rates = frozenset(VAT_RATES)
+    measures = frozenset(MEASURES)
+    payment_objects = frozenset(PAYMENT_OBJECTS)
 
     def __init__(
         self,
@@ -371,9 +377,10 @@ class AtolClient:
         """Read the packet ATOL POSTs to ``service.callback_url`` (the same as the report).
 
         ATOL callbacks carry no signature: anyone can POST one. Treat the result as a hint
-        and confirm it with :meth:`status` before changing anything. Only uuid, external_id
+        and confirm it with :meth:`status` before changing anything. Only the uuid
         and a known status are required; fiscal data that cannot be read is left as None
-        (the status call brings it).
+        (the status call brings it). ``external_id`` may be missing (the report schema does
+        not require it): the result then carries "" and the receipt is found by its uuid.
         """
         try:
             data = json.loads(raw_body, parse_float=Decimal)
@@ -381,9 +388,8 @@ class AtolClient:
             raise ProviderError("bad_payload", "body is not JSON", provider=PROVIDER) from exc
         if not isinstance(data, dict):
             raise ProviderError("bad_payload", "body is not a JSON object", provider=PROVIDER)
-        if not data.get("uuid") or not data.get("external_id"):
-            raise ProviderError("bad_payload", "uuid or external_id is missing",
-                                provider=PROVIDER)
+        if not data.get("uuid") or not isinstance(data["uuid"], str):
+            raise ProviderError("bad_payload", "uuid is missing", provider=PROVIDER)
         try:
             return self._from_report(data)
         except ProviderError as exc:
@@ -391,8 +397,8 @@ class AtolClient:
                 raise ProviderError("bad_payload", exc.message, provider=PROVIDER) from exc
             logger.warning("atol: callback for %s with unreadable payload: %s",
                            data.get("uuid"), exc.message)
-            return RegisterResult(str(data["status"]), str(data["external_id"]),
-                                  str(data["uuid"]), raw=data)
+            return RegisterResult(str(data["status"]), str(data.get("external_id") or ""),
+                                  data["uuid"], raw=data)
 
     @staticmethod
     def _from_report(

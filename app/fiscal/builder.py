@@ -7,8 +7,9 @@ Every draft returned satisfies (checked by :func:`_check`, which raises ReceiptE
 
 * 1..100 lines; Σ line amounts == ``total_kopecks`` == the one electronic payment
   (``payment_type`` 1); 0 < total <= 99 999 999,99 ₽ (Raiffeisen ``total`` is decimal(8,2));
-* each line: 1 <= len(name) <= 128; 0 < price <= 4 294 967 295; 0 < quantity <= 99 999 999;
-  0 < amount <= 4 294 967 295; known vat / payment_object / measure / payment_method; and
+* each line: 1 <= len(name) <= 128; 0 < price <= 4 294 967 300 (ATOL's schema);
+  0 < quantity <= 99 999 999; 0 < amount <= 4 294 967 300; known vat / payment_object /
+  measure / payment_method; and
   ``amount == round_half_up(price × quantity / 1000)`` exactly, because registers and
   Raiffeisen check price × quantity against the sum (fiscal.md §1.3, §2.2, §4).
 
@@ -23,7 +24,7 @@ Rounding and splitting rules
 prices that give exactly ``s`` are the integers in
 ``[ceil((1000s − 500)/k), ceil((1000s + 500)/k) − 1]``; for ``k <= 1000`` that range is
 never empty, so any amount can be written on one line with a quantity of at most one unit
-(the price is then capped by 4 294 967 295, which needs ``k >= need(s) ≈ 1000·s / 4.29e9``).
+(the price is then capped by 4 294 967 300, which needs ``k >= need(s) ≈ 1000·s / 4.29e9``).
 Among the valid prices the sale line's own price is taken when it is one of them, so a
 refund line shows the original price whenever that is exact; otherwise the valid price
 nearest the exact unit price ``1000·s / k``.
@@ -64,7 +65,7 @@ exactly its refundable amount, so the refunds of a line always add up to its sal
 A partial return refunds ``round_half_up(price × quantity / 1000)`` but at most the
 refundable amount minus one kopeck, so the rest of the line can still be returned, and at
 least what the rest of the quantity cannot carry at the price limit (matters only for
-prices near 42 949 672,95 ₽); a part that rounds to 0 kopecks is refused (``bad_selection``)
+prices near 42 949 673 ₽); a part that rounds to 0 kopecks is refused (``bad_selection``)
 because registers refuse zero sums, and so is a part that cannot carry its amount within
 the price limit.
 The refund line is (sale price, quantity) when that gives the amount; else the same
@@ -275,6 +276,12 @@ def _check(draft: ReceiptDraft) -> None:
                                "bad_customer")
 
 
+def check(draft: ReceiptDraft) -> None:
+    """Raise ReceiptError unless `draft` is a receipt a register accepts as is (a stored
+    receipt is checked again before it is sent)."""
+    _check(draft)
+
+
 def _draft(operation: str, lines: Sequence[ReceiptLine], company: Company,
            customer_email: str | None, customer_phone: str | None) -> ReceiptDraft:
     draft = ReceiptDraft(
@@ -296,6 +303,17 @@ def _count(lines: Sequence[object]) -> None:
     if len(lines) > MAX_LINES:
         raise ReceiptError(f"a receipt holds at most {MAX_LINES} lines, not {len(lines)}",
                            "too_many_lines")
+
+
+def check_sale_lines(lines: Sequence[ReceiptLine]) -> None:
+    """Raise ReceiptError unless :func:`sale_receipt` can build a receipt of `lines` (a
+    cart is checked at checkout, before the customer is asked to pay)."""
+    _count(lines)
+    clean = [_clean_line(line, f"line {number}", payment_method=FULL_PAYMENT)
+             for number, line in enumerate(lines, 1)]
+    total = sum(line.amount_kopecks for line in clean)
+    if total > MAX_TOTAL_KOPECKS:
+        raise ReceiptError(f"the total exceeds {MAX_TOTAL_KOPECKS} kopecks", "too_large")
 
 
 def sale_receipt(lines: Sequence[ReceiptLine], *, company: Company,

@@ -20,6 +20,13 @@ class FiscalProvider(Protocol):
     """
 
     name: str
+    #: The provider as shop owners know it, for messages (Russian).
+    title: str
+    #: What the provider documents for a receipt line (our names, app/fiscal/receipt.py):
+    #: a product or a cart line with anything else is refused before it reaches a receipt.
+    vat_rates: frozenset[str]
+    measures: frozenset[str]
+    payment_objects: frozenset[str]
 
     def register(
         self, draft: ReceiptDraft, *, external_id: str, callback_url: str | None
@@ -49,3 +56,14 @@ class FiscalProvider(Protocol):
             "not_supported" when the register sends no callbacks at all.
         """
         ...
+
+
+def undocumented(provider: FiscalProvider, *, vat: str, payment_object: str,
+                 measure: str) -> tuple[str, str] | None:
+    """The first (field, value) of a line that ``provider`` does not document, or None."""
+    for what, value, known in (("vat", vat, provider.vat_rates),
+                                ("payment_object", payment_object, provider.payment_objects),
+                                ("measure", measure, provider.measures)):
+        if value not in known:
+            return what, value
+    return None

@@ -8,6 +8,7 @@ means "already done before": the client reads the status instead of failing.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.fiscal.atol import parse_payload, quantity
@@ -17,12 +18,13 @@ from app.fiscal.receipt import (
     SELL,
     SELL_REFUND,
     WAIT,
+    AnsweredLine,
     FiscalData,
     ReceiptDraft,
     RegisterResult,
 )
 from app.httpclient import HttpClient, HttpResponse, ProviderError
-from app.money import to_decimal
+from app.money import MoneyError, parse_rubles, to_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,62 @@ STATUSES = {"NEW": WAIT, "AWAITING": WAIT, "IN_PROGRESS": WAIT, "DONE": DONE, "F
 #: The sandbox's DONE answer adds fiscal requisites under this key (ATOL payload names).
 FISCAL_KEY = "fiscalData"
 
+# What fiscal.yml (Raiffeisen-DGTL/ecom-API, 06.10.2021) documents for an item. Its enums
+# are lowercase, as our names are. The SDKs (ecom-sdk-java, ecom-sdk-net) disagree: they
+# write UPPERCASE values, a `customer` object, `payments` and `paymentMode`, and the Java
+# SDK adds VAT22/VAT122. Those models belong to the payment and refund APIs (receipts
+# passed with an order), not to the standalone /fiscal/v1/receipts endpoints this client
+# calls, which only fiscal.yml describes; so we follow fiscal.yml and send nothing else.
+VAT_TYPES = frozenset({"none", "vat0", "vat10", "vat110", "vat20", "vat120"})
+PAYMENT_OBJECT_TYPES = frozenset({"commodity", "excise", "job", "service", "payment",
+                                  "another"})
+#: `measurementUnit` is free text of at most 16 characters (as in the spec's "кг", "шт");
+#: "other" has no name, so the field is left out (it is optional).
+MAX_UNIT = 16
+UNITS = {
+    "piece": "шт", "gram": "г", "kilogram": "кг", "ton": "т", "centimeter": "см",
+    "decimeter": "дм", "meter": "м", "square_centimeter": "кв. см",
+    "square_decimeter": "кв. дм", "square_meter": "кв. м", "milliliter": "мл", "liter": "л",
+    "cubic_meter": "куб. м", "kilowatt_hour": "кВт·ч", "gigacalorie": "Гкал", "day": "сут",
+    "hour": "ч", "minute": "мин", "second": "с", "kilobyte": "Кбайт", "megabyte": "Мбайт",
+    "gigabyte": "Гбайт", "terabyte": "Тбайт", "other": None,
+}
 
-def _upper(value: str) -> str:
-    return value.upper()
+
+def _kopecks(value: Any) -> int | None:
+    try:
+        return parse_rubles(value if isinstance(value, Decimal | int) else Decimal(str(value)))
+    except (InvalidOperation, MoneyError, ValueError):
+        return None
+
+
+def _milli(value: Any) -> int | None:
+    try:
+        scaled = Decimal(str(value)).scaleb(3)
+    except (InvalidOperation, ValueError):
+        return None
+    if isinstance(value, bool | float) or not scaled.is_finite() \
+            or scaled != scaled.to_integral_value():
+        return None
+    return int(scaled)
+
+
+def _answered_lines(items: Any) -> tuple[AnsweredLine, ...] | None:
+    """The answer's items as lines (values that cannot be read are None)."""
+    if not isinstance(items, list):
+        return None
+    lines = []
+    for entry in items:
+        item = entry if isinstance(entry, dict) else {}
+        name, vat = item.get("name"), item.get("vatType")
+        lines.append(AnsweredLine(
+            name=name if isinstance(name, str) else None,
+            price_kopecks=_kopecks(item.get("price")),
+            quantity_milli=_milli(item.get("quantity")),
+            amount_kopecks=_kopecks(item.get("amount")),
+            vat=vat if isinstance(vat, str) else None,
+        ))
+    return tuple(lines)
 
 
 class RaiffeisenReceiptsClient:
@@ -47,15 +102,21 @@ class RaiffeisenReceiptsClient:
     :param base_url: ``https://pay.raif.ru`` in production, the sandbox in development.
     :param secret_key: the merchant's secret key (the same as for SBP), sent as Bearer.
 
-    The body follows the SDK model of fiscal.md §1.4 (UPPERCASE enums, ``payments`` of type
-    E_PAYMENT) with the 2021 ``client`` object. The API has no phone field, so a receipt
+    The body is fiscal.yml's ``Receipt``: ``receiptNumber``, one ``client`` object with the
+    e-mail, ``items`` (lowercase ``vatType`` and ``paymentObject``, ``measurementUnit`` as
+    a short Russian unit name) and ``total``. The API has no phone field, so a receipt
     with only a phone (or no contact at all) goes to the shop's e-mail. The bank sends no
     fiscal receipt callbacks, so :meth:`parse_callback` always raises ``not_supported``.
     The documented DONE answer has no fiscal identifiers: ``fiscal`` is None unless the
     answer carries a ``fiscalData`` object with ATOL's payload names (the sandbox adds one).
+    Every answer echoes the receipt; its total and items are returned for comparison.
     """
 
     name = PROVIDER
+    title = "Райффайзенбанк"
+    vat_rates = VAT_TYPES
+    measures = frozenset(UNITS)
+    payment_objects = PAYMENT_OBJECT_TYPES
 
     def __init__(
         self,
@@ -102,25 +163,36 @@ class RaiffeisenReceiptsClient:
         return receipt_type
 
     def receipt_body(self, draft: ReceiptDraft, *, external_id: str) -> dict[str, Any]:
-        """The receipt as the bank wants it; money as exact Decimal numbers."""
-        items = [
-            {
+        """The receipt as fiscal.yml defines it; money as exact Decimal numbers.
+
+        :raises ProviderError: ``bad_draft`` for a VAT rate, payment object or measure the
+            bank does not document (products are checked when saved; this is the last net).
+        """
+        items = []
+        for line in draft.lines:
+            for what, value, known in (("VAT rate", line.vat, self.vat_rates),
+                                       ("payment object", line.payment_object,
+                                        self.payment_objects),
+                                       ("measure", line.measure, self.measures)):
+                if value not in known:
+                    raise ProviderError("bad_draft", f"{what} {value!r} is not documented "
+                                        "by the Raiffeisen receipts API", provider=PROVIDER)
+            item: dict[str, Any] = {
                 "name": line.name,
                 "price": to_decimal(line.price_kopecks),
                 "quantity": quantity(line.quantity_milli),
                 "amount": to_decimal(line.amount_kopecks),
-                "vatType": _upper(line.vat),
-                "paymentObject": _upper(line.payment_object),
-                "measurementUnit": _upper(line.measure),
-                "paymentMode": _upper(line.payment_method),
+                "paymentObject": line.payment_object,
+                "vatType": line.vat,
             }
-            for line in draft.lines
-        ]
+            unit = UNITS[line.measure]
+            if unit is not None:
+                item["measurementUnit"] = unit[:MAX_UNIT]
+            items.append(item)
         return {
             "receiptNumber": external_id,
             "client": {"email": draft.customer_email or draft.company.email},
             "items": items,
-            "payments": [{"type": "E_PAYMENT", "amount": to_decimal(draft.total_kopecks)}],
             "total": to_decimal(draft.total_kopecks),
         }
 
@@ -188,5 +260,6 @@ class RaiffeisenReceiptsClient:
         fiscal: FiscalData | None = None
         if status == DONE and isinstance(data.get(FISCAL_KEY), dict):
             fiscal = parse_payload(data[FISCAL_KEY])
-        return RegisterResult(status, external_id, number, fiscal=fiscal, raw=data)
-
+        return RegisterResult(status, external_id, number, fiscal=fiscal, raw=data,
+                              total_kopecks=_kopecks(data.get("total")),
+                              lines=_answered_lines(data.get("items")))

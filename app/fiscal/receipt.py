@@ -32,8 +32,12 @@ PAYMENT_OBJECTS = {
     "commodity": 1, "excise": 2, "job": 3, "service": 4, "payment": 10, "another": 13,
 }
 MAX_NAME = 128
-MAX_PRICE_KOPECKS = 4_294_967_295     # 42 949 672,95 ₽ (tag 1079)
-MAX_QUANTITY_MILLI = 99_999_999       # 99 999,999 (tag 1023)
+# ATOL's JSON schema (v4.6 `number_price`, kept in v5): price <= 42 949 673 ₽. The PDF's
+# prose says 42 949 672,95; the schema is what the service validates against. A line's sum
+# is held to the same ceiling (the schema allows 100 000 000 ₽), which the refund
+# arithmetic of app/fiscal/builder.py relies on.
+MAX_PRICE_KOPECKS = 4_294_967_300     # 42 949 673,00 ₽ (tag 1079)
+MAX_QUANTITY_MILLI = 99_999_999       # 99 999,999 (tag 1023; schema <= 100 000)
 MAX_LINES = 100
 ELECTRONIC = 1  # payments[].type: безналичные (SBP is 1)
 
@@ -94,8 +98,23 @@ WAIT, DONE, FAIL = "wait", "done", "fail"
 
 
 @dataclass(frozen=True)
+class AnsweredLine:
+    """A receipt line as a register's answer states it; None where it could not be read."""
+
+    name: str | None
+    price_kopecks: int | None
+    quantity_milli: int | None
+    amount_kopecks: int | None
+    vat: str | None
+
+
+@dataclass(frozen=True)
 class RegisterResult:
-    """A register's answer about one document: still processing, done, or failed."""
+    """A register's answer about one document: still processing, done, or failed.
+
+    ``total_kopecks`` and ``lines`` are what the answer says the document holds (None when
+    the answer does not say): see :func:`answer_mismatch`.
+    """
 
     status: str                 # WAIT, DONE or FAIL
     external_id: str            # our idempotency key (ATOL external_id / Raif receiptNumber)
@@ -103,3 +122,34 @@ class RegisterResult:
     fiscal: FiscalData | None = None
     error: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    total_kopecks: int | None = None
+    lines: tuple[AnsweredLine, ...] | None = None
+
+
+def _answered(line: ReceiptLine) -> AnsweredLine:
+    return AnsweredLine(line.name, line.price_kopecks, line.quantity_milli,
+                        line.amount_kopecks, line.vat)
+
+
+def answer_mismatch(lines: tuple[ReceiptLine, ...], total_kopecks: int,
+                    result: RegisterResult) -> str | None:
+    """Why the register's answer is not about the receipt we sent (its total, or the total
+    fiscalized, or its lines differ), or None when everything it states matches.
+
+    A register keys documents by our external id: an answer about another document with
+    that id (a restored database, another shop on the same account) must never count."""
+    totals = [("total", result.total_kopecks)]
+    if result.fiscal is not None:
+        totals.append(("fiscalized total", result.fiscal.total_kopecks))
+    for what, theirs in totals:
+        if theirs is not None and theirs != total_kopecks:
+            return (f"the register's {what} {theirs} kopecks is not the receipt's "
+                    f"{total_kopecks}")
+    if result.lines is None:
+        return None
+    if len(result.lines) != len(lines):
+        return f"the register holds {len(result.lines)} lines, the receipt {len(lines)}"
+    for number, (theirs, ours) in enumerate(zip(result.lines, lines, strict=True), 1):
+        if theirs != _answered(ours):
+            return f"line {number}: the register holds {theirs}, the receipt {_answered(ours)}"
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
@@ -38,6 +39,15 @@ def _receipt(token: str) -> Receipt:
     return receipt
 
 
+def _ofd_link(url: str | None) -> str | None:
+    """The OFD's receipt page, linked only over https: the URL comes from the register's
+    answer, and a customer's page must not send them to a plain-http or script address."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme.lower() == "https" and parts.netloc else None
+
+
 @bp.get("/r/<token>")
 @read_only
 def receipt_page(token: str):
@@ -46,6 +56,7 @@ def receipt_page(token: str):
         "fiscal/receipt.html", receipt=receipt, lines=receipt.lines,
         check=check_qr_payload(receipt) if receipt.status == ReceiptStatus.DONE else None,
         company=services.company(), company_name=current_app.config.get("COMPANY_NAME"),
+        ofd_url=_ofd_link(receipt.ofd_receipt_url),
     )
 
 

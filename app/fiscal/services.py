@@ -19,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
 from app.fiscal import builder, get_register
+from app.fiscal.builder import ReceiptError
+from app.fiscal.provider import undocumented
 from app.fiscal.receipt import (
     DONE,
     FAIL,
@@ -29,6 +31,7 @@ from app.fiscal.receipt import (
     ReceiptDraft,
     ReceiptLine,
     RegisterResult,
+    answer_mismatch,
 )
 from app.jobs import enqueue, publish
 from app.models import (
@@ -42,6 +45,7 @@ from app.models import (
     ReceiptStatus,
     Refund,
     RefundStatus,
+    install_id,
     utcnow,
 )
 
@@ -78,8 +82,11 @@ def _draft(receipt: Receipt) -> ReceiptDraft:
 
 
 def _external_id(receipt: Receipt) -> str:
-    base = (f"sell-{receipt.payment_id}" if receipt.kind == ReceiptKind.SELL
-            else f"refund-{receipt.refund_id}")
+    """sell-<install id>-<payment id> or refund-<install id>-<refund id>, -r<attempt> after
+    a confirmed failure. The install id keeps another database on the same register account
+    (a restored backup, a second shop) from ever asking for this one's documents."""
+    base = (f"sell-{install_id()}-{receipt.payment_id}" if receipt.kind == ReceiptKind.SELL
+            else f"refund-{install_id()}-{receipt.refund_id}")
     return base if receipt.attempt == 1 else f"{base}-r{receipt.attempt}"
 
 
@@ -126,6 +133,25 @@ def _add_receipt(payment: Payment, draft: ReceiptDraft, *, refund_id: int = 0) -
     return receipt
 
 
+def _add_unbuildable(payment: Payment, kind: ReceiptKind, total_kopecks: int,
+                     error: ReceiptError, *, refund_id: int = 0) -> Receipt:
+    """A receipt that cannot be built: written as failed at once with the builder's reason
+    (an admin fixes the cause), instead of a job retrying what can never succeed."""
+    receipt = Receipt(
+        kind=kind, payment_id=payment.id, refund_id=refund_id, provider=get_register().name,
+        total_kopecks=total_kopecks, lines=[], external_id="", attempt=1,
+        status=ReceiptStatus.FAILED, error=f"cannot build the receipt ({error.code}): "
+                                           f"{error}"[:500],
+    )
+    receipt.external_id = _external_id(receipt)
+    db.session.add(receipt)
+    db.session.flush()
+    logger.error("receipt %s failed: %s", receipt.external_id, receipt.error)
+    publish("receipt.failed", {"receipt_id": receipt.id},
+            key=f"receipt-{receipt.id}-{receipt.attempt}")
+    return receipt
+
+
 def create_sale_receipt(payment_id: int) -> Receipt | None:
     """Write the sale receipt of a paid payment and queue its registration (job `fiscal.sell`).
 
@@ -145,7 +171,10 @@ def create_sale_receipt(payment_id: int) -> Receipt | None:
         db.session.rollback()
         raise InvalidStateError(_l("Платёж на проверке: чек будет после решения"),
                                 code="payment_in_review")
-    receipt = _add_receipt(payment, _sale_draft(payment))
+    try:
+        receipt = _add_receipt(payment, _sale_draft(payment))
+    except ReceiptError as exc:
+        receipt = _add_unbuildable(payment, ReceiptKind.SELL, payment.amount_kopecks, exc)
     return _commit_new(receipt, payment_id, ReceiptKind.SELL, 0)
 
 
@@ -182,15 +211,20 @@ def create_refund_receipt(refund_id: int) -> Receipt | None:
     ).all()
     already = [line for r in earlier for line in _lines(r)]
     contact = {"customer_email": sale.customer_email, "customer_phone": sale.customer_phone}
-    if refund.lines:
-        draft = builder.refund_by_lines(
-            sale_lines, [tuple(pair) for pair in refund.lines], company=company(),
-            already_refunded=already, **contact,
-        )
-    else:
-        draft = builder.refund_by_amount(sale_lines, refund.amount_kopecks, company=company(),
-                                         already_refunded=already, **contact)
-    receipt = _add_receipt(payment, draft, refund_id=refund.id)
+    try:
+        if refund.lines:
+            draft = builder.refund_by_lines(
+                sale_lines, [tuple(pair) for pair in refund.lines], company=company(),
+                already_refunded=already, **contact,
+            )
+        else:
+            draft = builder.refund_by_amount(sale_lines, refund.amount_kopecks,
+                                             company=company(), already_refunded=already,
+                                             **contact)
+        receipt = _add_receipt(payment, draft, refund_id=refund.id)
+    except ReceiptError as exc:
+        receipt = _add_unbuildable(payment, ReceiptKind.SELL_REFUND, refund.amount_kopecks,
+                                   exc, refund_id=refund.id)
     return _commit_new(receipt, payment.id, ReceiptKind.SELL_REFUND, refund.id)
 
 
@@ -223,12 +257,42 @@ def submit(receipt_id: int) -> str:
         db.session.rollback()
         return "skipped"
     draft, external_id = _draft(receipt), receipt.external_id
+    register = get_register()
+    problem = _unsendable(draft, register)
+    if problem is not None:
+        # Sending it again and again would not change it: it fails now, with the reason.
+        receipt = _locked(receipt_id)
+        if receipt.status == ReceiptStatus.PENDING:
+            _reject(receipt, problem)
+        status = receipt.status.value
+        db.session.commit()
+        return status
     db.session.rollback()
     callback_url = None
     if receipt.provider == "atol":
         callback_url = current_app.config["PUBLIC_URL"] + "/fiscal/atol/callback"
-    result = get_register().register(draft, external_id=external_id, callback_url=callback_url)
+    result = register.register(draft, external_id=external_id, callback_url=callback_url)
     return _apply(receipt_id, result)
+
+
+def _unsendable(draft: ReceiptDraft, register) -> str | None:
+    """Why a stored receipt cannot be sent to this register, or None."""
+    try:
+        builder.check(draft)
+    except ReceiptError as exc:
+        return f"cannot build the receipt ({exc.code}): {exc}"
+    for number, line in enumerate(draft.lines, 1):
+        problem = undocumented(register, vat=line.vat, payment_object=line.payment_object,
+                               measure=line.measure)
+        if problem is not None:
+            return f"line {number}: {register.name} does not document {problem[0]} {problem[1]!r}"
+    return None
+
+
+def _locked(receipt_id: int) -> Receipt:
+    return db.session.scalars(
+        sa.select(Receipt).where(Receipt.id == receipt_id).with_for_update()
+    ).one()
 
 
 def poll(receipt_id: int) -> str:
@@ -246,9 +310,7 @@ def poll(receipt_id: int) -> str:
 
 
 def _apply(receipt_id: int, result: RegisterResult) -> str:
-    receipt = db.session.scalars(
-        sa.select(Receipt).where(Receipt.id == receipt_id).with_for_update()
-    ).one()
+    receipt = _locked(receipt_id)
     if result.external_id and result.external_id != receipt.external_id:
         # An answer about an earlier attempt (resubmitted since): not this document.
         logger.warning("receipt %s: answer for %s ignored", receipt.id, result.external_id)
@@ -260,7 +322,12 @@ def _apply(receipt_id: int, result: RegisterResult) -> str:
         return "done"
     if result.provider_id:
         receipt.provider_id = result.provider_id
-    if result.status == WAIT:
+    mismatch = (answer_mismatch(_lines(receipt), receipt.total_kopecks, result)
+                if result.status in (WAIT, DONE) else None)
+    if mismatch is not None:
+        # Not our document (or not as we sent it): never done; a person looks at it.
+        _reject(receipt, f"the register's answer does not match the receipt: {mismatch}")
+    elif result.status == WAIT:
         if receipt.status == ReceiptStatus.PENDING:
             receipt.set_status(ReceiptStatus.WAIT)
             receipt.submitted_at = utcnow()
@@ -293,9 +360,6 @@ def _store_fiscal_data(receipt: Receipt, result: RegisterResult) -> None:
                      "receipt_datetime", "shift_number", "fiscal_receipt_number",
                      "ecr_registration_number", "fns_site", "ofd_inn", "ofd_receipt_url"):
             setattr(receipt, name, getattr(fiscal, name))
-        if fiscal.total_kopecks != receipt.total_kopecks:
-            logger.error("receipt %s: register total %s differs from ours %s", receipt.id,
-                         fiscal.total_kopecks, receipt.total_kopecks)
     publish("receipt.done", {"receipt_id": receipt.id}, key=f"receipt-{receipt.id}")
     logger.info("receipt %s done: ФН %s ФД %s", receipt.external_id, receipt.fn_number,
                 receipt.fiscal_document_number)
@@ -309,6 +373,16 @@ def _fail(receipt: Receipt, error: str) -> None:
     if receipt.attempt < AUTOMATIC_ATTEMPTS:
         _resubmit(receipt)
         return
+    receipt.set_status(ReceiptStatus.FAILED)
+    publish("receipt.failed", {"receipt_id": receipt.id},
+            key=f"receipt-{receipt.id}-{receipt.attempt}")
+
+
+def _reject(receipt: Receipt, reason: str) -> None:
+    """Fail a receipt at once, without the automatic resubmission: resending it as it is
+    cannot succeed, or the register holds another document under its external id."""
+    receipt.error = reason[:500]
+    logger.error("receipt %s failed: %s", receipt.external_id, reason)
     receipt.set_status(ReceiptStatus.FAILED)
     publish("receipt.failed", {"receipt_id": receipt.id},
             key=f"receipt-{receipt.id}-{receipt.attempt}")
@@ -347,10 +421,13 @@ def handle_atol_callback(raw_body: bytes) -> str:
     :raises NotFoundError: no receipt of ours has that external id / uuid.
     """
     hint = get_register().parse_callback(raw_body)
-    receipt = db.session.scalars(sa.select(Receipt).where(sa.or_(
-        Receipt.external_id == hint.external_id,
-        sa.and_(Receipt.provider_id.is_not(None), Receipt.provider_id == hint.provider_id),
-    ))).first()
+    # The uuid alone is enough (a callback may come without external_id); both are only
+    # used to find which of our receipts to ask about.
+    keys = [Receipt.provider_id == hint.provider_id] if hint.provider_id else []
+    if hint.external_id:
+        keys.append(Receipt.external_id == hint.external_id)
+    receipt = db.session.scalars(sa.select(Receipt).where(sa.or_(*keys))).first() \
+        if keys else None
     if receipt is None:
         db.session.rollback()
         raise NotFoundError(_l("Чек не найден"))

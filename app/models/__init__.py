@@ -2,6 +2,7 @@
 
 from app.models.base import InvalidTransition, utcnow
 from app.models.catalog import VAT_RATES, Product
+from app.models.installation import Installation, install_id
 from app.models.jobs import Job, JobStatus
 from app.models.orders import (
     OPEN_ORDER_STATUSES,
@@ -41,6 +42,7 @@ __all__ = [
     "ActivationStatus",
     "BankEvent",
     "CashLinkActivation",
+    "Installation",
     "InvalidTransition",
     "Job",
     "JobStatus",
@@ -59,5 +61,6 @@ __all__ = [
     "ReceiptStatus",
     "Refund",
     "RefundStatus",
+    "install_id",
     "utcnow",
 ]

@@ -27,7 +27,8 @@ class Product(TimestampMixin, db.Model):
     price_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
     vat: Mapped[str] = mapped_column(sa.String(8), default="none")
     payment_object: Mapped[str] = mapped_column(sa.String(32), default="commodity")
-    measure: Mapped[str] = mapped_column(sa.String(16), default="piece")
+    # Our measure names (app/fiscal/receipt.py MEASURES): "square_centimeter" has 17 letters.
+    measure: Mapped[str] = mapped_column(sa.String(24), default="piece")
     is_active: Mapped[bool] = mapped_column(default=True)
 
     def __repr__(self) -> str:

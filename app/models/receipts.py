@@ -61,7 +61,8 @@ class Receipt(TimestampMixin, db.Model):
     # 0 for a sale receipt, so the unique constraint above works on every database.
     refund_id: Mapped[int] = mapped_column(sa.Integer, default=0)
     provider: Mapped[str] = mapped_column(sa.String(20))
-    # Our idempotency key at the register: sell-<payment id>, refund-<refund id>, plus
+    # Our idempotency key at the register: sell-<install id>-<payment id>,
+    # refund-<install id>-<refund id> (see app/models/installation.py), plus
     # -r<attempt> after a confirmed failure.
     external_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
     attempt: Mapped[int] = mapped_column(default=1)

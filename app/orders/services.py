@@ -12,14 +12,13 @@ from flask_babel import lazy_gettext as _l
 
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
-from app.models import VAT_RATES, Order, OrderChannel, OrderItem, Product
+from app.fiscal import check_line
+from app.fiscal.builder import ReceiptError, check_sale_lines
+from app.fiscal.receipt import MAX_LINES, MAX_PRICE_KOPECKS, MAX_QUANTITY_MILLI, ReceiptLine
+from app.models import Order, OrderChannel, OrderItem, Product
 from app.money import format_rubles
 
 logger = logging.getLogger(__name__)
-
-MAX_PRICE_KOPECKS = 4_294_967_295  # 42 949 672,95 ₽: the register's ceiling (tag 1079)
-MAX_QUANTITY_MILLI = 99_999_999    # 99 999,999 (tag 1023)
-MAX_LINES = 100
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?\d{10,15}$")
 
@@ -83,13 +82,32 @@ def _validate(lines: list[Line], email: str | None, phone: str | None) -> None:
         if not 0 < line.quantity_milli <= MAX_QUANTITY_MILLI:
             raise ValidationError(_l("Количество должно быть больше нуля"),
                                   code="invalid_quantity")
-        if line.vat not in VAT_RATES:
-            raise ValidationError(_l("Неизвестная ставка НДС: %(vat)s", vat=line.vat),
-                                  code="invalid_vat")
+        check_line(vat=line.vat, payment_object=line.payment_object, measure=line.measure)
+    _check_receipt(lines)
     if email and not EMAIL.match(email):
         raise ValidationError(_l("Неверный адрес электронной почты"), code="invalid_email")
     if phone and not PHONE.match(phone):
         raise ValidationError(_l("Неверный номер телефона"), code="invalid_phone")
+
+
+def _check_receipt(lines: list[Line]) -> None:
+    """The cart must make a receipt the register accepts, or the customer would pay for a
+    sale that cannot be fiscalized: refused here, before the QR code is made."""
+    try:
+        check_sale_lines([
+            ReceiptLine(name=line.name, price_kopecks=line.price_kopecks,
+                        quantity_milli=line.quantity_milli,
+                        amount_kopecks=line_amount(line.price_kopecks, line.quantity_milli),
+                        vat=line.vat, payment_object=line.payment_object, measure=line.measure)
+            for line in lines
+        ])
+    except ReceiptError as exc:
+        logger.info("cart refused for its receipt: %s", exc)
+        if exc.code == "too_large":
+            raise ValidationError(_l("Сумма заказа больше, чем можно пробить в одном чеке"),
+                                  code="invalid_amount") from exc
+        raise ValidationError(_l("Позицию нельзя пробить в чеке: проверьте цену и количество"),
+                              code="invalid_item") from exc
 
 
 def create_order(

@@ -30,6 +30,7 @@ from flask import Blueprint, Response, current_app, request
 from . import clock
 from .fiscal_state import AtolError, FiscalState, Item, atol_time, render_response
 from .jsonio import loads
+from .money import format_amount
 
 bp = Blueprint("sandbox_atol", __name__, url_prefix="/possystem/v5")
 
@@ -51,7 +52,10 @@ MEASURE_CODES = frozenset({
     0, 10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42, 50, 51, 70, 71, 72, 73, 80, 81, 82, 83, 255,
 })
 SNO_TYPES = frozenset({"osn", "usn_income", "usn_income_outcome", "envd", "esn", "patent"})
-MAX_PRICE = 4_294_967_295  # kopecks
+# ATOL's JSON schema (v4.6, kept in v5): price <= 42949673, sum / payments[].sum / total
+# <= 100000000 rubles; quantity 99 999,999 at most (5+3 digits, fiscal.md §2.2).
+MAX_PRICE = 4_294_967_300  # kopecks
+MAX_SUM = 10_000_000_000  # kopecks
 MAX_QUANTITY = 99_999_999  # thousandths
 TIMESTAMP = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
 INN = re.compile(r"\d{10}|\d{12}")
@@ -121,7 +125,7 @@ def _number(value: Any, where: str) -> Decimal:
     return number
 
 
-def _kopecks(value: Any, where: str) -> int:
+def _kopecks(value: Any, where: str, limit: int = MAX_SUM) -> int:
     number = _number(value, where)
     try:
         scaled = number * 100
@@ -130,8 +134,8 @@ def _kopecks(value: Any, where: str) -> int:
         kopecks = int(scaled)
     except InvalidOperation:
         raise _invalid(f"{where} вне диапазона") from None
-    if kopecks > MAX_PRICE:
-        raise _invalid(f"{where} больше 42949672.95")
+    if kopecks > limit:
+        raise _invalid(f"{where} больше {format_amount(limit)}")
     return kopecks
 
 
@@ -180,12 +184,10 @@ def _items(receipt: dict[str, Any]) -> list[Item]:
         for key in ("price", "quantity", "sum"):
             if key not in entry:
                 raise _invalid(f"{where}.{key} обязательно")
-        price = _kopecks(entry["price"], f"{where}.price")
+        price = _kopecks(entry["price"], f"{where}.price", MAX_PRICE)
         milli = _thousandths(entry["quantity"], f"{where}.quantity")
         amount = _kopecks(entry["sum"], f"{where}.sum")
         expected = (price * milli + 500) // 1000  # round half up
-        if price * milli > MAX_PRICE * 1000:
-            raise _invalid(f"{where}: price × quantity больше 42949672.95")
         if abs(amount - expected) > 1:
             raise _invalid(f"{where}.sum не равна price × quantity")
         measure = entry.get("measure")

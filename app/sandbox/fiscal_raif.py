@@ -8,11 +8,16 @@ Errors are ``{code, message}``: 400 RECEIPT_VALIDATION_FAILED / RECEIPT_TYPE_NOT
 404 RECEIPT_NOT_FOUND, 409 RECEIPT_STATUS_CONFLICT (saving or registering a receipt that is
 no longer NEW), 401 ERROR.UNAUTHORIZED.
 
-Sandbox assumptions where the bank is undocumented [GAP in fiscal.md]: the body may use the
-2021 ``client`` or the SDK's ``customer`` object (an e-mail is required either way); enums
-are accepted in any case, including VAT5/7/22; ``payments`` is optional but must add up to
-``total`` when given; ``total`` must equal the sum of item amounts exactly; a DONE answer
-carries ``fiscalData`` with ATOL's payload names (the real API documents no fiscal
+The body is fiscal.yml's ``Receipt`` (Raiffeisen-DGTL/ecom-API, 06.10.2021): a
+``receiptNumber`` of 1..99 characters A-Za-z0-9_-, one ``client`` object with a required
+e-mail (<= 64), 1..100 ``items`` (name <= 128, price and amount decimal(8,2), quantity
+decimal(5,3), ``amount`` = price x quantity, lowercase ``vatType`` from the spec's six
+values, optional lowercase ``paymentObject``, ``measurementUnit`` <= 16, ``nomenclatureCode``
+<= 150) and ``total`` decimal(8,2). Values are held to the spec exactly: an UPPERCASE enum,
+a ``customer`` object or an undocumented VAT rate is refused, so Kassa cannot drift from it.
+Sandbox assumptions where the bank is undocumented [GAP in fiscal.md]: ``total`` must equal
+the sum of item amounts exactly; fields the spec does not name are kept and echoed; a DONE
+answer carries ``fiscalData`` with ATOL's payload names (the real API documents no fiscal
 identifiers). A FAILED answer carries nothing more than its status.
 """
 
@@ -33,22 +38,10 @@ from .jsonio import loads
 bp = Blueprint("sandbox_fiscal_raif", __name__, url_prefix="/api/fiscal/v1/receipts")
 
 RECEIPT_TYPES = ("sell", "refund")
-NUMBER = re.compile(r"[A-Za-z0-9_\-.]{1,99}")
+NUMBER = re.compile(r"[A-Za-z0-9_\-]{1,99}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-VAT_TYPES = frozenset({
-    "NONE", "VAT0", "VAT5", "VAT7", "VAT10", "VAT20", "VAT22",
-    "VAT105", "VAT107", "VAT110", "VAT120", "VAT122",
-})
-PAYMENT_OBJECTS = frozenset({
-    "COMMODITY", "EXCISE", "JOB", "SERVICE", "PAYMENT", "ANOTHER",
-    "COMMODITY_MARKING_NO_CODE", "COMMODITY_MARKING_WITH_CODE",
-    "EXCISE_MARKING_NO_CODE", "EXCISE_MARKING_WITH_CODE",
-})
-PAYMENT_MODES = frozenset({
-    "FULL_PREPAYMENT", "PREPAYMENT", "ADVANCE", "FULL_PAYMENT", "PARTIAL_PAYMENT",
-    "CREDIT", "CREDIT_PAYMENT",
-})
-PAYMENT_TYPES = frozenset({"E_PAYMENT", "PREPAID"})
+VAT_TYPES = frozenset({"none", "vat0", "vat10", "vat110", "vat20", "vat120"})
+PAYMENT_OBJECTS = frozenset({"commodity", "excise", "job", "service", "payment", "another"})
 MAX_AMOUNT = 9_999_999_999  # decimal(8,2) in kopecks
 MAX_QUANTITY = 99_999_999  # decimal(5,3) in thousandths
 
@@ -86,7 +79,7 @@ def _enum(entry: dict[str, Any], key: str, allowed: frozenset[str], where: str,
         if required:
             raise _invalid(f"{where}.{key} is required")
         return
-    if not isinstance(value, str) or value.upper() not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise _invalid(f"{where}.{key}: unknown value {value!r}")
 
 
@@ -108,29 +101,17 @@ def _scaled(value: Any, where: str, places: int, limit: int) -> int:
     return result
 
 
-def _payments(payments: Any, total: int) -> None:
-    if payments is not None:
-        if not isinstance(payments, list) or not payments:
-            raise _invalid("payments must be a non-empty list")
-        paid = 0
-        for index, payment in enumerate(payments):
-            where = f"payments[{index}]"
-            if not isinstance(payment, dict) or payment.get("amount") is None:
-                raise _invalid(f"{where}.amount is required")
-            _enum(payment, "type", PAYMENT_TYPES, where, required=True)
-            paid += _scaled(payment["amount"], f"{where}.amount", 2, MAX_AMOUNT)
-        if paid != total:
-            raise _invalid("payments must add up to total")
-
-
 def _validate(body: dict[str, Any]) -> tuple[str, list[Item], int]:
     number = body.get("receiptNumber")
     if not isinstance(number, str) or not NUMBER.fullmatch(number):
         raise _invalid("receiptNumber: 1-99 characters of A-Z a-z 0-9 _ - .")
-    client = body.get("client", body.get("customer"))
+    client = body.get("client")
     email = client.get("email") if isinstance(client, dict) else None
     if not isinstance(email, str) or len(email) > 64 or not EMAIL.fullmatch(email):
         raise _invalid("client.email is required (at most 64 characters)")
+    name = client.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 256):
+        raise _invalid("client.name: at most 256 characters")
     raw_items = body.get("items")
     if not isinstance(raw_items, list) or not 1 <= len(raw_items) <= 100:
         raise _invalid("items: 1 to 100 positions")
@@ -154,10 +135,10 @@ def _validate(body: dict[str, Any]) -> tuple[str, list[Item], int]:
             raise _invalid(f"{where}.amount must equal price * quantity")
         _enum(entry, "vatType", VAT_TYPES, where, required=True)
         _enum(entry, "paymentObject", PAYMENT_OBJECTS, where, required=False)
-        _enum(entry, "paymentMode", PAYMENT_MODES, where, required=False)
-        unit = entry.get("measurementUnit")
-        if unit is not None and (not isinstance(unit, str) or len(unit) > 16):
-            raise _invalid(f"{where}.measurementUnit: at most 16 characters")
+        for key, limit in (("measurementUnit", 16), ("nomenclatureCode", 150)):
+            text = entry.get(key)
+            if text is not None and (not isinstance(text, str) or len(text) > limit):
+                raise _invalid(f"{where}.{key}: at most {limit} characters")
         items.append(Item(name=name, price=price, quantity_milli=milli, amount=amount))
     items_sum = sum(item.amount for item in items)
     if body.get("total") is None:
@@ -165,7 +146,6 @@ def _validate(body: dict[str, Any]) -> tuple[str, list[Item], int]:
     total = _scaled(body["total"], "total", 2, MAX_AMOUNT)
     if total != items_sum:
         raise _invalid("total must equal the sum of item amounts")
-    _payments(body.get("payments"), total)
     return number, items, total
 
 

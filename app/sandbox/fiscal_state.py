@@ -88,8 +88,9 @@ class AtolError(Exception):
         self.error_type = error_type
 
     def body(self) -> dict[str, Any]:
+        # A refused document has no uuid: the key is left out, never null (ATOL's samples).
         return {
-            "uuid": self.uuid,
+            **({"uuid": self.uuid} if self.uuid else {}),
             "error": {
                 "error_id": str(uuidlib.uuid4()),
                 "code": self.code,
@@ -351,7 +352,6 @@ class FiscalState:
             "device_code": DEVICE_CODE,
             "external_id": doc.external_id,
             "callback_url": doc.callback_url or "",
-            "warnings": None,
         }
 
     # ------------------------------------------------------------------ Raiffeisen receipts

@@ -7,7 +7,7 @@ name a payment in a refund. A QR code or cash-link sale may now carry a second p
 a key of their own.
 
 Revision ID: 0006_signed_payment_keys
-Revises: 0004_job_partial_indexes
+Revises: 0005_install_id
 Create Date: 2026-12-06 15:30:00
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_signed_payment_keys'
-down_revision = '0004_job_partial_indexes'
+down_revision = '0005_install_id'
 branch_labels = None
 depends_on = None
 

@@ -42,9 +42,7 @@ RECEIPT: dict[str, Any] = {
     "receiptNumber": "r-1",
     "client": {"email": "buyer@example.com"},
     "items": [{"name": "Чай", "price": 450.5, "quantity": 2, "amount": 901.0,
-               "vatType": "NONE", "paymentObject": "COMMODITY", "paymentMode": "FULL_PAYMENT",
-               "measurementUnit": "PIECE"}],
-    "payments": [{"type": "E_PAYMENT", "amount": 901.0}],
+               "vatType": "none", "paymentObject": "commodity", "measurementUnit": "шт"}],
     "total": 901.0,
 }
 
@@ -220,7 +218,7 @@ def test_validation_error_32(atol: Atol, changes: dict[str, Any]) -> None:
     response = atol.sell(packet(**changes))
     body = response.get_json()
     assert (response.status_code, error_code(response)) == (400, 32), body
-    assert (body["status"], body["uuid"]) == ("fail", None)
+    assert body["status"] == "fail" and "uuid" not in body  # no document, no uuid (not null)
     assert atol.client.get("/sandbox/fiscal/state").get_json()["documents"] == []
 
 
@@ -324,14 +322,20 @@ def test_raiffeisen_lifecycle(app: Any) -> None:
         {"client": {}},
         {"items": []},
         {"total": 900.0},
-        {"payments": [{"type": "CASH", "amount": 901.0}]},
         {"items": [dict(RECEIPT["items"][0], amount=900.0)]},
         {"items": [dict(RECEIPT["items"][0], vatType=None)]},
+        # fiscal.yml's enums are lowercase and know six VAT rates; units are <= 16 chars.
+        {"items": [dict(RECEIPT["items"][0], vatType="NONE")]},
+        {"items": [dict(RECEIPT["items"][0], vatType="vat22")]},
+        {"items": [dict(RECEIPT["items"][0], paymentObject="COMMODITY")]},
+        {"items": [dict(RECEIPT["items"][0], measurementUnit="SQUARE_CENTIMETER")]},
+        {"receiptNumber": "r.1"},
+        {"client": None, "customer": {"email": "buyer@example.com"}},  # the SDK's object
     ],
 )
 def test_raiffeisen_validation(app: Any, changes: dict[str, Any]) -> None:
-    response = app.test_client().post(f"{RAIF}/sell", json=dict(RECEIPT, **changes),
-                                      headers=AUTH)
+    body = {key: value for key, value in dict(RECEIPT, **changes).items() if value is not None}
+    response = app.test_client().post(f"{RAIF}/sell", json=body, headers=AUTH)
     assert (response.status_code, response.get_json()["code"]) == (
         400, "RECEIPT_VALIDATION_FAILED")
 
