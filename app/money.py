@@ -8,7 +8,7 @@ from decimal import Decimal
 KOPECKS = Decimal(100)
 MAX_KOPECKS = 10**12  # ten billion rubles: far beyond any shop, far below int64
 
-_RUBLES = re.compile(r"^\s*(\d{1,12})(?:[.,](\d{1,2}))?\s*$")
+_RUBLES = re.compile(r"^\s*(\d{1,40})(?:[.,](\d{1,2}))?\s*$")
 
 
 class MoneyError(ValueError):
@@ -45,7 +45,7 @@ def parse_rubles(value: str | int | Decimal) -> int:
     if kopecks < 0:
         raise MoneyError("amount must not be negative")
     if kopecks > MAX_KOPECKS:
-        raise MoneyError("amount is too large")
+        raise MoneyError(f"amount is too large: at most {format_rubles(MAX_KOPECKS)}")
     return kopecks
 
 

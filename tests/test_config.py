@@ -175,3 +175,19 @@ def test_bad_app_env_is_refused(monkeypatch):
     monkeypatch.setenv("APP_ENV", "staging")
     with pytest.raises(ConfigError):
         load_config()
+
+
+@pytest.mark.parametrize(("name", "value", "line"), [
+    ("SBP_PROVIDER", "tochka", "  - SBP_PROVIDER='tochka' is not a bank Kassa knows: raiffeisen"),
+    ("FISCAL_PROVIDER", "kkt",
+     "  - FISCAL_PROVIDER='kkt' is not a register Kassa knows: atol, raiffeisen, none"),
+])
+def test_an_unknown_provider_is_one_line_not_a_traceback(name, value, line):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
+    env.update({"APP_ENV": "development", "FLASK_APP": "wsgi", name: value})
+    done = subprocess.run([str(BIN / "flask"), "qr", "show", "1"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == ["configuration refused:", line]

@@ -40,6 +40,12 @@ def test_parse_rubles_refuses(bad):
         parse_rubles(bad)
 
 
+def test_a_sum_too_large_says_so():
+    for text in ("10000000001", "99999999999999999999"):
+        with pytest.raises(MoneyError, match="too large"):
+            parse_rubles(text)
+
+
 def test_round_trip_and_formatting():
     for kopecks in (0, 1, 99, 100, 101, 123456789, 4294967295):
         assert parse_rubles(to_string(kopecks)) == kopecks

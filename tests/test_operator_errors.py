@@ -106,3 +106,11 @@ def test_services_refuse_long_text_and_a_zero_ttl_before_the_bank(stack):
 def test_an_order_above_the_maximum_says_so(app):
     with pytest.raises(ValidationError, match=f"Цена — не больше {MAX_SUM}"):
         create_amount_order(channel=OrderChannel.API, amount_kopecks=MAX_PRICE_KOPECKS + 1)
+
+
+def test_a_bank_that_does_not_answer_a_setting_names_no_order(app):
+    """`flask sbp set-callback` with the bank down: nothing was saved, and it says so."""
+    result = app.test_cli_runner().invoke(args=["sbp", "set-callback"])
+    assert result.exit_code == 1
+    assert "Банк не отвечает, ничего не изменено" in result.output
+    assert "Заказ" not in result.output

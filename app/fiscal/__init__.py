@@ -12,6 +12,7 @@ from collections.abc import Callable
 from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 
+from app.config import ConfigError
 from app.errors import ValidationError
 from app.fiscal.provider import FiscalProvider, undocumented
 from app.fiscal.receipt import MEASURES, PAYMENT_OBJECTS, VAT_RATES
@@ -49,7 +50,8 @@ def init_app(app: Flask) -> None:
 
     name = app.config["FISCAL_PROVIDER"]
     if name != "none" and name not in PROVIDERS:
-        raise RuntimeError(f"FISCAL_PROVIDER={name!r}; known: {', '.join(PROVIDERS)}, none")
+        raise ConfigError(f"FISCAL_PROVIDER={name!r} is not a register Kassa knows: "
+                          f"{', '.join(PROVIDERS)}, none")
     app.extensions["kassa.fiscal"] = None if name == "none" else PROVIDERS[name](app.config)
     app.register_blueprint(bp, url_prefix="/fiscal")
     for job_name, fn in HANDLERS.items():

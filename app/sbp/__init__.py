@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from flask import Flask, current_app
 
+from app.config import ConfigError
 from app.sbp.provider import SbpProvider
 
 
@@ -29,7 +30,8 @@ def init_app(app: Flask) -> None:
     """Build the configured bank client once; register routes, jobs and the reconciler."""
     name = app.config["SBP_PROVIDER"]
     if name not in PROVIDERS:
-        raise RuntimeError(f"SBP_PROVIDER={name!r}; known: {', '.join(PROVIDERS)}")
+        raise ConfigError(f"SBP_PROVIDER={name!r} is not a bank Kassa knows: "
+                          f"{', '.join(PROVIDERS)}")
     app.extensions["kassa.sbp"] = PROVIDERS[name](app.config)
 
     from app import jobs

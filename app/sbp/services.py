@@ -61,9 +61,14 @@ PAYABLE_ORDER = (OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.EXPIRED)
 SETTLEABLE_ORDER = (*PAYABLE_ORDER, OrderStatus.CANCELLED)
 
 
-def _bank_failure(exc: ProviderError) -> BankError:
+ORDER_KEPT = _l("Банк не отвечает. Заказ сохранён, попробуйте ещё раз.")
+
+
+def _bank_failure(exc: ProviderError, unanswered=None) -> BankError:
+    """The person's error for a bank call that failed; `unanswered` says what stays when
+    the bank did not answer (by default: nothing changed, try again)."""
     if exc.retryable:
-        message = _l("Банк не отвечает. Заказ сохранён, попробуйте ещё раз.")
+        message = unanswered or _l("Банк не отвечает, ничего не изменено. Попробуйте ещё раз.")
     else:
         message = _l("Банк отказал: %(code)s %(text)s", code=exc.code, text=exc.message)
     return BankError(str(message), bank_code=exc.code, retryable=exc.retryable)
@@ -152,7 +157,7 @@ def create_dynamic_qr(order_id: int, *, ttl_minutes: int | None = None) -> QrCod
         )
     except ProviderError as exc:
         logger.warning("order %s: dynamic QR not registered: %s", order_id, exc)
-        raise _bank_failure(exc) from exc
+        raise _bank_failure(exc, ORDER_KEPT) from exc
 
     order = _lock(Order, order_id)
     _check_payable(order)
@@ -267,7 +272,7 @@ def activate_cash_link(qr_code_id: int, order_id: int, *, ttl_minutes: int | Non
             comment=comment,
         )
     except ProviderError as exc:
-        raise _bank_failure(exc) from exc
+        raise _bank_failure(exc, ORDER_KEPT) from exc
 
     link = _lock(QrCode, qr_code_id)
     order = _lock(Order, order_id)
