@@ -252,3 +252,36 @@ def test_the_paid_order_is_not_changed_by_money_for_review(app):
     paying = db.session.scalars(sa.select(Payment).where(
         Payment.status == PaymentStatus.PAID)).one()
     assert earlier.order.paid_at == paying.paid_at
+
+
+def test_many_callbacks_at_once_on_a_threaded_server_are_all_answered(stack):
+    """Forty callbacks at once on a threaded server (as `flask run` or gthread serve them):
+    each is answered and recorded; none waits forever for a database connection."""
+    import concurrent.futures
+
+    with stack.app.app_context():
+        _empty_tables(stack.app)
+        bodies = []
+        for index in range(40):
+            order = Order(public_id=f"many{index:028d}", status=OrderStatus.PENDING,
+                          channel=OrderChannel.API, total_kopecks=1000 + index)
+            db.session.add(order)
+            db.session.flush()
+            qr_id = f"AD{index + 100:030d}"
+            db.session.add(QrCode(
+                kind=QrKind.DYNAMIC, status=QrStatus.ACTIVE, qr_id=qr_id,
+                bank_order=f"many-{index}", amount_kopecks=1000 + index,
+                payload=f"https://qr.nspk.ru/{qr_id}", order_id=order.id,
+                expires_at=utcnow() + timedelta(minutes=10)))
+            bodies.append({"transactionId": index, "qrId": qr_id,
+                           "sbpMerchantId": SANDBOX_MERCHANT_ID,
+                           "amount": f"{(1000 + index) / 100:.2f}", "order": f"many-{index}",
+                           "paymentStatus": "SUCCESS", "transactionDate": PAID_AT.isoformat()})
+        db.session.commit()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(lambda body: stack.callback_raw(body)["outcome"], bodies,
+                                timeout=60))
+    assert answers == ["paid"] * 40
+    with stack.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
+            Payment.status == PaymentStatus.PAID)) == 40
