@@ -23,18 +23,17 @@ class OrderStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-S = OrderStatus
 ORDER_TRANSITIONS = {
-    S.NEW: frozenset({S.PENDING, S.CANCELLED}),
-    S.PENDING: frozenset({S.PAID, S.EXPIRED, S.CANCELLED}),
+    OrderStatus.NEW: frozenset({OrderStatus.PENDING, OrderStatus.CANCELLED}),
+    OrderStatus.PENDING: frozenset({OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELLED}),
     # A new QR may be shown for an expired order; money that arrives late is still money.
-    S.EXPIRED: frozenset({S.PENDING, S.PAID, S.CANCELLED}),
-    S.CANCELLED: frozenset({S.PAID}),
-    S.PAID: frozenset({S.PARTIALLY_REFUNDED, S.REFUNDED}),
-    S.PARTIALLY_REFUNDED: frozenset({S.REFUNDED}),
-    S.REFUNDED: frozenset(),
+    OrderStatus.EXPIRED: frozenset({OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.CANCELLED}),
+    OrderStatus.CANCELLED: frozenset({OrderStatus.PAID}),
+    OrderStatus.PAID: frozenset({OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
+    OrderStatus.PARTIALLY_REFUNDED: frozenset({OrderStatus.REFUNDED}),
+    OrderStatus.REFUNDED: frozenset(),
 }
-OPEN_ORDER_STATUSES = (S.NEW, S.PENDING, S.EXPIRED)
+OPEN_ORDER_STATUSES = (OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.EXPIRED)
 
 
 class OrderChannel(enum.Enum):

@@ -26,13 +26,16 @@ class ReceiptStatus(enum.Enum):
     FAILED = "failed"    # the register failed it (after one automatic resubmission)
 
 
-S = ReceiptStatus
 RECEIPT_TRANSITIONS = {
-    S.PENDING: frozenset({S.WAIT, S.DONE, S.FAILED}),
+    ReceiptStatus.PENDING: frozenset(
+        {ReceiptStatus.WAIT, ReceiptStatus.DONE, ReceiptStatus.FAILED}
+    ),
     # A confirmed `fail` is resubmitted once under a new external id: back to pending.
-    S.WAIT: frozenset({S.DONE, S.FAILED, S.PENDING}),
-    S.FAILED: frozenset({S.PENDING}),  # an admin retries it
-    S.DONE: frozenset(),
+    ReceiptStatus.WAIT: frozenset(
+        {ReceiptStatus.DONE, ReceiptStatus.FAILED, ReceiptStatus.PENDING}
+    ),
+    ReceiptStatus.FAILED: frozenset({ReceiptStatus.PENDING}),  # an admin retries it
+    ReceiptStatus.DONE: frozenset(),
 }
 
 

@@ -27,21 +27,23 @@ class QrStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-Q = QrStatus
 QR_TRANSITIONS = {
     QrKind.DYNAMIC: {
-        Q.ACTIVE: frozenset({Q.PAID, Q.EXPIRED, Q.CANCELLED}),
+        QrStatus.ACTIVE: frozenset({QrStatus.PAID, QrStatus.EXPIRED, QrStatus.CANCELLED}),
         # The bank's word wins: a payment made just before expiry or cancellation is kept.
-        Q.EXPIRED: frozenset({Q.PAID}),
-        Q.CANCELLED: frozenset({Q.PAID}),
-        Q.PAID: frozenset(),
+        QrStatus.EXPIRED: frozenset({QrStatus.PAID}),
+        QrStatus.CANCELLED: frozenset({QrStatus.PAID}),
+        QrStatus.PAID: frozenset(),
     },
     # A static QR stays active however often it is paid.
-    QrKind.STATIC: {Q.ACTIVE: frozenset({Q.CANCELLED}), Q.CANCELLED: frozenset()},
+    QrKind.STATIC: {
+        QrStatus.ACTIVE: frozenset({QrStatus.CANCELLED}),
+        QrStatus.CANCELLED: frozenset(),
+    },
     QrKind.CASH_LINK: {
-        Q.INACTIVE: frozenset({Q.ACTIVE, Q.CANCELLED}),
-        Q.ACTIVE: frozenset({Q.INACTIVE}),
-        Q.CANCELLED: frozenset(),
+        QrStatus.INACTIVE: frozenset({QrStatus.ACTIVE, QrStatus.CANCELLED}),
+        QrStatus.ACTIVE: frozenset({QrStatus.INACTIVE}),
+        QrStatus.CANCELLED: frozenset(),
     },
 }
 
@@ -101,12 +103,13 @@ class ActivationStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-A = ActivationStatus
 ACTIVATION_TRANSITIONS = {
-    A.ACTIVE: frozenset({A.PAID, A.EXPIRED, A.CANCELLED}),
-    A.EXPIRED: frozenset({A.PAID}),
-    A.CANCELLED: frozenset({A.PAID}),
-    A.PAID: frozenset(),
+    ActivationStatus.ACTIVE: frozenset(
+        {ActivationStatus.PAID, ActivationStatus.EXPIRED, ActivationStatus.CANCELLED}
+    ),
+    ActivationStatus.EXPIRED: frozenset({ActivationStatus.PAID}),
+    ActivationStatus.CANCELLED: frozenset({ActivationStatus.PAID}),
+    ActivationStatus.PAID: frozenset(),
 }
 
 
@@ -146,12 +149,11 @@ class PaymentStatus(enum.Enum):
     REVIEW = "review"
 
 
-P = PaymentStatus
 PAYMENT_TRANSITIONS = {
-    P.REVIEW: frozenset({P.PAID, P.REFUNDED}),
-    P.PAID: frozenset({P.PARTIALLY_REFUNDED, P.REFUNDED}),
-    P.PARTIALLY_REFUNDED: frozenset({P.REFUNDED}),
-    P.REFUNDED: frozenset(),
+    PaymentStatus.REVIEW: frozenset({PaymentStatus.PAID, PaymentStatus.REFUNDED}),
+    PaymentStatus.PAID: frozenset({PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED}),
+    PaymentStatus.PARTIALLY_REFUNDED: frozenset({PaymentStatus.REFUNDED}),
+    PaymentStatus.REFUNDED: frozenset(),
 }
 
 
@@ -208,12 +210,13 @@ class RefundStatus(enum.Enum):
     DECLINED = "declined"
 
 
-R = RefundStatus
 REFUND_TRANSITIONS = {
-    R.PENDING: frozenset({R.IN_PROGRESS, R.COMPLETED, R.DECLINED}),
-    R.IN_PROGRESS: frozenset({R.COMPLETED, R.DECLINED}),
-    R.COMPLETED: frozenset(),
-    R.DECLINED: frozenset(),
+    RefundStatus.PENDING: frozenset(
+        {RefundStatus.IN_PROGRESS, RefundStatus.COMPLETED, RefundStatus.DECLINED}
+    ),
+    RefundStatus.IN_PROGRESS: frozenset({RefundStatus.COMPLETED, RefundStatus.DECLINED}),
+    RefundStatus.COMPLETED: frozenset(),
+    RefundStatus.DECLINED: frozenset(),
 }
 
 
