@@ -77,7 +77,7 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
     """Create a QR code at the bank and print it as JSON."""
     from app.models import OrderChannel
     from app.orders.services import create_amount_order
-    from app.sbp import services
+    from app.sbp import qrcodes
     from app.sbp.serialize import qr_to_dict
 
     kopecks = _amount(amount)
@@ -86,15 +86,15 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
         if kind == "dynamic":
             order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
                                         description=description)
-            qr = services.create_dynamic_qr(order.id, ttl_minutes=ttl)
+            qr = qrcodes.create_dynamic_qr(order.id, ttl_minutes=ttl)
         elif kind == "static":
-            qr = services.create_static_qr(amount_kopecks=kopecks, description=description)
+            qr = qrcodes.create_static_qr(amount_kopecks=kopecks, description=description)
         else:
-            qr = services.register_cash_link(description=description)
+            qr = qrcodes.register_cash_link(description=description)
             if kopecks is not None:
                 order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
                                             description=description)
-                services.activate_cash_link(qr.id, order.id, ttl_minutes=ttl)
+                qrcodes.activate_cash_link(qr.id, order.id, ttl_minutes=ttl)
     except KassaError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     _print(qr_to_dict(db.session.get(type(qr), qr.id)))
@@ -145,11 +145,11 @@ def qr_show(ident: str):
 @click.option("--reason", help="Why, for the bank and the admin log.")
 def payment_refund(payment_id: int, amount: str | None, reason: str | None):
     """Refund a payment in full or in part; the worker sends it to the bank."""
-    from app.sbp import services
+    from app.sbp.refunds import request_refund
     from app.sbp.serialize import refund_to_dict
 
     try:
-        refund = services.request_refund(payment_id, _amount(amount), reason=reason)
+        refund = request_refund(payment_id, _amount(amount), reason=reason)
     except KassaError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     _print(refund_to_dict(refund))
@@ -159,11 +159,11 @@ def payment_refund(payment_id: int, amount: str | None, reason: str | None):
 @click.argument("payment_id", type=int)
 def payment_accept(payment_id: int):
     """Accept a payment flagged for review: it counts as paid and gets its receipt."""
-    from app.sbp import services
+    from app.sbp.bank_events import accept_payment
     from app.sbp.serialize import payment_to_dict
 
     try:
-        payment = services.accept_payment(payment_id)
+        payment = accept_payment(payment_id)
     except KassaError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     _print(payment_to_dict(payment))
@@ -173,8 +173,8 @@ def payment_accept(payment_id: int):
 @click.argument("receipt_id", type=int)
 def receipt_show(receipt_id: int):
     """Print a receipt (status, external id, fiscal data, page URL) as JSON."""
+    from app.fiscal.views import receipt_to_dict
     from app.models import Receipt
-    from app.sbp.serialize import receipt_to_dict
 
     receipt = db.session.get(Receipt, receipt_id)
     if receipt is None:
@@ -187,7 +187,7 @@ def receipt_show(receipt_id: int):
 def receipt_retry(receipt_id: int):
     """Send a failed receipt to the register again, under a new external id."""
     from app.fiscal.services import retry_failed
-    from app.sbp.serialize import receipt_to_dict
+    from app.fiscal.views import receipt_to_dict
 
     try:
         receipt = retry_failed(receipt_id)
@@ -200,10 +200,10 @@ def receipt_retry(receipt_id: int):
 @click.option("--url", help="Defaults to PUBLIC_URL/sbp/callback.")
 def sbp_set_callback(url: str | None):
     """Register the callback URL with the bank."""
-    from app.sbp import services
+    from app.sbp.bank_events import set_callback_url
 
     try:
-        registered = services.set_callback_url(url)
+        registered = set_callback_url(url)
     except KassaError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"callback URL registered: {registered}")

@@ -349,13 +349,12 @@ def pay_http(port: int, reqs: list[Req], args: argparse.Namespace) -> dict[str, 
 
 def pay_direct(app, reqs: list[Req]) -> dict[str, Any]:
     """The web route's service call, in a loop in this process (no HTTP, no web CPU)."""
-    from app.sbp import services
+    from app.sbp.bank_events import handle_callback
 
     outcomes: Counter[str] = Counter()
     with app.app_context():
         for req in reqs:
-            signature = dict(req.headers)["X-Api-Signature-SHA256"]
-            outcomes[f"direct {services.handle_callback(req.body, signature)}"] += 1
+            outcomes[f"direct {handle_callback(req.body, dict(req.headers))}"] += 1
     return dict(outcomes)
 
 

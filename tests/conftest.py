@@ -241,7 +241,7 @@ def make_stack(make_app):
         app = make_app(**config)
         holder["app"] = app
         with app.app_context():
-            from app.sbp.services import set_callback_url
+            from app.sbp.bank_events import set_callback_url
 
             set_callback_url()
         built = Stack(app=app, sandbox=sandbox, web=web)

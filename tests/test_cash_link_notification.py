@@ -12,7 +12,7 @@ from app.config import SANDBOX_SECRET_KEY
 from app.extensions import db
 from app.models import Order, OrderChannel, OrderStatus, Payment
 from app.orders.services import create_amount_order
-from app.sbp import services
+from app.sbp import qrcodes
 from tests.conftest import LiveServer, wait_for
 
 
@@ -42,9 +42,9 @@ def test_paid_cash_link_order_arrives_as_the_ecom_notification_and_is_recorded(s
         )
         assert response.status_code == 200
         with stack.app.app_context():
-            link = services.register_cash_link(description="Касса 2")
+            link = qrcodes.register_cash_link(description="Касса 2")
             order = create_amount_order(channel=OrderChannel.MINIAPP, amount_kopecks=31400)
-            activation = services.activate_cash_link(link.id, order.id, ttl_minutes=5)
+            activation = qrcodes.activate_cash_link(link.id, order.id, ttl_minutes=5)
             qr_id, order_id, bank_order = link.qr_id, order.id, activation.bank_order_id
         stack.pay(qr_id)
         wait_for(lambda: hook.calls)

@@ -25,7 +25,7 @@ from app.models import (
     RefundStatus,
 )
 from app.orders.services import Line, create_order
-from app.sbp import services as sbp
+from app.sbp import qrcodes, refunds
 from tests.conftest import decode_qr, wait_for
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def _pay_cart(stack, *, email="buyer@example.ru", cart=CART) -> int:
     """A cashier's cart paid by the customer; returns the new payment's id."""
     with stack.app.app_context():
         order = create_order(channel=OrderChannel.MINIAPP, lines=cart, customer_email=email)
-        qr_code_id = sbp.create_dynamic_qr(order.id).id
+        qr_code_id = qrcodes.create_dynamic_qr(order.id).id
         qr_id = db.session.get(QrCode, qr_code_id).qr_id
     stack.pay(qr_id)
 
@@ -123,7 +123,7 @@ def test_sale_then_refund_receipts_with_fiscal_data_and_public_page(stack):
 
     # A partial refund, then the rest: each gets a refund receipt mirroring the sale.
     with stack.app.app_context():
-        sbp.request_refund(payment_id, 50000)
+        refunds.request_refund(payment_id, 50000)
     sale_receipt, first_refund = _done(stack, 2)
     assert first_refund.kind == ReceiptKind.SELL_REFUND
     assert first_refund.total_kopecks == 50000
@@ -133,7 +133,7 @@ def test_sale_then_refund_receipts_with_fiscal_data_and_public_page(stack):
         assert line["vat"] == sold[line["name"]]["vat"]
         assert line["payment_object"] == sold[line["name"]]["payment_object"]
     with stack.app.app_context():
-        sbp.request_refund(payment_id)
+        refunds.request_refund(payment_id)
     receipts = _done(stack, 3)
     refunded = [line for r in receipts[1:] for line in r.lines]
     for name, line in sold.items():
@@ -222,7 +222,7 @@ def test_static_qr_payment_gets_one_configured_line(make_stack):
     stack = make_stack(STATIC_QR_ITEM_NAME="Оплата заказа в кофейне", STATIC_QR_VAT="vat22")
     stack.start_worker()
     with stack.app.app_context():
-        qr = sbp.create_static_qr()
+        qr = qrcodes.create_static_qr()
         qr_id = qr.qr_id
     stack.pay(qr_id, amount="345.67")
     [receipt] = _done(stack)
@@ -239,7 +239,7 @@ def test_fiscal_provider_none_creates_no_receipts(make_stack):
     stack.start_worker()
     payment_id = _pay_cart(stack)
     with stack.app.app_context():
-        sbp.request_refund(payment_id)
+        refunds.request_refund(payment_id)
 
     def refunded():
         with stack.app.app_context():
@@ -306,7 +306,7 @@ def test_raiffeisen_receipts_provider_end_to_end(make_stack):
     sell_id = f"sell-{_install(stack)}-{payment_id}"
     assert (sale.provider, sale.external_id) == ("raiffeisen", sell_id)
     with stack.app.app_context():
-        sbp.request_refund(payment_id, 1000)
+        refunds.request_refund(payment_id, 1000)
     _, refund = _done(stack, 2)
     assert (refund.kind, refund.total_kopecks) == (ReceiptKind.SELL_REFUND, 1000)
     register = _register(stack)

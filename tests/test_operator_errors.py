@@ -14,7 +14,7 @@ from app.fiscal.receipt import MAX_PRICE_KOPECKS
 from app.models import CashLinkActivation, Order, OrderChannel, QrCode
 from app.money import format_rubles
 from app.orders.services import create_amount_order
-from app.sbp import services
+from app.sbp import qrcodes
 
 pytestmark = pytest.mark.slow
 
@@ -87,19 +87,19 @@ def test_qr_create_takes_each_limit_and_refuses_one_over_it(stack):
 def test_services_refuse_long_text_and_a_zero_ttl_before_the_bank(stack):
     with stack.app.app_context():
         with pytest.raises(ValidationError, match="не больше 140 символов"):
-            services.create_static_qr(amount_kopecks=100, description="x" * 141)
+            qrcodes.create_static_qr(amount_kopecks=100, description="x" * 141)
         with pytest.raises(ValidationError, match="не больше 32 символов"):
-            services.register_cash_link(description="x" * 33)
+            qrcodes.register_cash_link(description="x" * 33)
         order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=100)
         with pytest.raises(ValidationError, match="а не 0"):
-            services.create_dynamic_qr(order.id, ttl_minutes=0)
+            qrcodes.create_dynamic_qr(order.id, ttl_minutes=0)
         order_id = order.id
     assert _rows(stack) == {"Order": 1, "QrCode": 0, "CashLinkActivation": 0}
     assert stack.bank_state()["qrs"] == []
     with stack.app.app_context():
-        link = services.register_cash_link(description="Касса 1")
+        link = qrcodes.register_cash_link(description="Касса 1")
         with pytest.raises(ValidationError, match="а не 0"):
-            services.activate_cash_link(link.id, order_id, ttl_minutes=0)
+            qrcodes.activate_cash_link(link.id, order_id, ttl_minutes=0)
     assert stack.bank_state()["orders"] == []
 
 

@@ -24,7 +24,7 @@ from app.models import (
     QrStatus,
 )
 from app.orders.services import create_amount_order
-from app.sbp import services
+from app.sbp import cancelling, qrcodes, reconciliation, refunds
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def _new_qr(stack, amount=10000, ttl=None):
     with stack.app.app_context():
         order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=amount,
                                     description="Тест")
-        qr = services.create_dynamic_qr(order.id, ttl_minutes=ttl)
+        qr = qrcodes.create_dynamic_qr(order.id, ttl_minutes=ttl)
         return qr.id, qr.qr_id, order.id
 
 
@@ -218,7 +218,7 @@ def _expire_now(stack, qr_code_id, monkeypatch):
 def test_qr_past_its_ttl_expires_after_asking_the_bank(stack, monkeypatch):
     qr_code_id, qr_id, order_id = _new_qr(stack, amount=3000, ttl=1)
     with stack.app.app_context():
-        services.reconcile()
+        reconciliation.reconcile()
     assert _qr(stack, qr_code_id).status == QrStatus.ACTIVE  # young and open: left alone
 
     _expire_now(stack, qr_code_id, monkeypatch)
@@ -240,7 +240,7 @@ def test_payment_just_before_expiry_is_kept_even_if_its_callback_is_late(
     _expire_now(stack, qr_code_id, monkeypatch)
 
     with stack.app.app_context():
-        services.reconcile()
+        reconciliation.reconcile()
 
     assert _qr(stack, qr_code_id).status == QrStatus.PAID
     with stack.app.app_context():
@@ -263,7 +263,7 @@ def test_payment_just_before_expiry_is_kept_even_if_its_callback_is_late(
 
 def test_static_qr_paid_twice_gives_two_payments(stack, paid_jobs):
     with stack.app.app_context():
-        qr = services.create_static_qr(amount_kopecks=15000, description="Кофе")
+        qr = qrcodes.create_static_qr(amount_kopecks=15000, description="Кофе")
         qr_code_id, qr_id = qr.id, qr.qr_id
     stack.pay(qr_id)
     stack.pay(qr_id)
@@ -283,16 +283,16 @@ def test_cash_link_activated_paid_activated_again_and_deactivated(stack, paid_jo
     from app.models import ActivationStatus, CashLinkActivation
 
     with stack.app.app_context():
-        link = services.register_cash_link(description="Касса 1")
+        link = qrcodes.register_cash_link(description="Касса 1")
         link_id, qr_id = link.id, link.qr_id
         first = create_amount_order(channel=OrderChannel.MINIAPP, amount_kopecks=25000)
-        activation = services.activate_cash_link(link_id, first.id, ttl_minutes=5)
+        activation = qrcodes.activate_cash_link(link_id, first.id, ttl_minutes=5)
         assert activation.amount_kopecks == 25000
         assert db.session.get(QrCode, link_id).status == QrStatus.ACTIVE
         # One sale at a time on a till's link.
         other = create_amount_order(channel=OrderChannel.MINIAPP, amount_kopecks=100)
         with pytest.raises(InvalidStateError) as busy:
-            services.activate_cash_link(link_id, other.id)
+            qrcodes.activate_cash_link(link_id, other.id)
         assert busy.value.code == "cash_link_busy"
         first_id = first.id
 
@@ -305,13 +305,13 @@ def test_cash_link_activated_paid_activated_again_and_deactivated(stack, paid_jo
         assert (payment.order_id, payment.amount_kopecks) == (first_id, 25000)
 
         second = create_amount_order(channel=OrderChannel.MINIAPP, amount_kopecks=4200)
-        again = services.activate_cash_link(link_id, second.id)
+        again = qrcodes.activate_cash_link(link_id, second.id)
         assert again.amount_kopecks == 4200
         second_id, again_id = second.id, again.id
     assert next(q for q in stack.bank_state()["qrs"] if q["qrId"] == qr_id)["qrStatus"] == "NEW"
 
     with stack.app.app_context():
-        services.deactivate_cash_link(link_id)
+        cancelling.deactivate_cash_link(link_id)
         assert db.session.get(CashLinkActivation, again_id).status == ActivationStatus.CANCELLED
         assert db.session.get(Order, second_id).status == OrderStatus.CANCELLED
         assert db.session.get(QrCode, link_id).status == QrStatus.INACTIVE
@@ -334,9 +334,9 @@ def test_partial_then_full_refund_and_over_refund_refused(stack):
     wait_for(lambda: _count(stack, Payment) == 1)
     with stack.app.app_context():
         payment_id = db.session.scalars(sa.select(Payment.id)).one()
-        services.request_refund(payment_id, 3000, reason="Не понравился круассан")
+        refunds.request_refund(payment_id, 3000, reason="Не понравился круассан")
         with pytest.raises(ValidationError) as over:
-            services.request_refund(payment_id, 7001)
+            refunds.request_refund(payment_id, 7001)
         assert over.value.code == "over_refund"
 
     def refund_statuses():
@@ -349,7 +349,7 @@ def test_partial_then_full_refund_and_over_refund_refused(stack):
         assert (payment.status, payment.refunded_kopecks) == (PaymentStatus.PARTIALLY_REFUNDED,
                                                               3000)
         assert db.session.get(Order, order_id).status == OrderStatus.PARTIALLY_REFUNDED
-        rest = services.request_refund(payment_id)  # the rest: 70,00 ₽
+        rest = refunds.request_refund(payment_id)  # the rest: 70,00 ₽
         assert rest.amount_kopecks == 7000
     wait_for(lambda: refund_statuses() == [RefundStatus.COMPLETED] * 2)
     with stack.app.app_context():
@@ -357,7 +357,7 @@ def test_partial_then_full_refund_and_over_refund_refused(stack):
         assert (payment.status, payment.refunded_kopecks) == (PaymentStatus.REFUNDED, 10000)
         assert db.session.get(Order, order_id).status == OrderStatus.REFUNDED
         with pytest.raises(InvalidStateError):
-            services.request_refund(payment_id, 1)
+            refunds.request_refund(payment_id, 1)
     bank_refunds = stack.bank_state()["refunds"]
     assert sorted(r["amount"] for r in bank_refunds) == ["30.00", "70.00"]
 
@@ -405,7 +405,7 @@ def test_bank_down_while_creating_a_qr_keeps_the_order_and_a_retry_makes_no_seco
         "http://127.0.0.1:9", config["RAIFFEISEN_SBP_MERCHANT_ID"],
         config["RAIFFEISEN_SECRET_KEY"], timeout=(0.5, 1))
     with stack.app.app_context(), pytest.raises(BankError) as down:
-        services.create_dynamic_qr(order_id)
+        qrcodes.create_dynamic_qr(order_id)
     assert down.value.retryable is True
     assert "Заказ сохранён" in down.value.message
 
@@ -414,7 +414,7 @@ def test_bank_down_while_creating_a_qr_keeps_the_order_and_a_retry_makes_no_seco
     stack.app.extensions["kassa.sbp"] = RaiffeisenClient(
         flaky.url, config["RAIFFEISEN_SBP_MERCHANT_ID"], config["RAIFFEISEN_SECRET_KEY"])
     with stack.app.app_context(), pytest.raises(BankError):
-        services.create_dynamic_qr(order_id)
+        qrcodes.create_dynamic_qr(order_id)
     assert flaky.forwarded >= 1
     with stack.app.app_context():
         order = db.session.get(Order, order_id)
@@ -425,7 +425,7 @@ def test_bank_down_while_creating_a_qr_keeps_the_order_and_a_retry_makes_no_seco
     # 3. The bank is back: the retry succeeds, and the bank still has exactly one QR.
     flaky.broken = False
     with stack.app.app_context():
-        qr = services.create_dynamic_qr(order_id)
+        qr = qrcodes.create_dynamic_qr(order_id)
         assert db.session.get(Order, order_id).status == OrderStatus.PENDING
         qr_id = qr.qr_id
     flaky.server.stop()
@@ -467,7 +467,7 @@ def test_cancel_closes_the_qr_at_the_bank_and_is_refused_once_the_customer_paid(
 
     qr_code_id, qr_id, order_id = _new_qr(stack, amount=2000)
     with stack.app.app_context():
-        order = services.cancel_order(order_id)
+        order = cancelling.cancel_order(order_id)
         assert order.status == OrderStatus.CANCELLED
     assert _qr(stack, qr_code_id).status == QrStatus.CANCELLED
     bank_qr = next(q for q in stack.bank_state()["qrs"] if q["qrId"] == qr_id)
@@ -481,7 +481,7 @@ def test_cancel_closes_the_qr_at_the_bank_and_is_refused_once_the_customer_paid(
     _point_bank_at(stack, "http://127.0.0.1:9/nobody-listens")
     stack.pay(qr_id)
     with stack.app.app_context(), pytest.raises(InvalidStateError) as refused:
-        services.cancel_order(order_id)
+        cancelling.cancel_order(order_id)
     assert refused.value.code == "order_paid"
     assert _qr(stack, qr_code_id).status == QrStatus.PAID
     with stack.app.app_context():

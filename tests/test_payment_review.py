@@ -29,7 +29,7 @@ from app.models import (
     utcnow,
 )
 from app.orders.services import create_amount_order
-from app.sbp import get_bank, services
+from app.sbp import bank_events, get_bank, qrcodes, reconciliation, refunds
 from app.sbp.raiffeisen import RaiffeisenClient
 from tests.conftest import wait_for
 
@@ -40,7 +40,7 @@ def _order_with_qr(stack, amount: int) -> tuple[int, str, int]:
     with stack.app.app_context():
         order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=amount,
                                     description="Тест")
-        qr = services.create_dynamic_qr(order.id)
+        qr = qrcodes.create_dynamic_qr(order.id)
         return qr.id, qr.qr_id, order.id
 
 
@@ -139,7 +139,7 @@ def test_a_late_payment_on_a_paid_order_is_kept_and_its_refund_leaves_the_order_
     (paid_id, _, paid), (late_id, late_sum, late) = _payments(stack)
     assert (paid, late, late_sum) == ("paid", "review", 5000)
     with stack.app.app_context():
-        services.request_refund(late_id, reason="Оплачено дважды")
+        refunds.request_refund(late_id, reason="Оплачено дважды")
     wait_for(lambda: _status(stack, Payment, late_id) == PaymentStatus.REFUNDED, timeout=15)
     assert _status(stack, Order, order_id) == OrderStatus.PAID
     assert _status(stack, Payment, paid_id) == PaymentStatus.PAID
@@ -162,7 +162,7 @@ def test_a_refund_refused_after_a_lost_reply_is_not_declined(stack, monkeypatch)
     monkeypatch.setattr(RaiffeisenClient, "refund", refund_then_garbled_answer)
     payment_id = _payments(stack)[0][0]
     with stack.app.app_context():
-        refund_id = services.request_refund(payment_id).id
+        refund_id = refunds.request_refund(payment_id).id
     wait_for(lambda: _status(stack, Refund, refund_id) == RefundStatus.COMPLETED, timeout=15)
     assert _status(stack, Payment, payment_id) == PaymentStatus.REFUNDED
     assert [r["amount"] for r in stack.bank_state()["refunds"]] == ["80.00"]
@@ -181,7 +181,7 @@ def test_a_refund_the_bank_really_refused_is_declined(stack, monkeypatch):
     monkeypatch.setattr(RaiffeisenClient, "refund", refused)
     payment_id = _payments(stack)[0][0]
     with stack.app.app_context():
-        refund_id = services.request_refund(payment_id).id
+        refund_id = refunds.request_refund(payment_id).id
     wait_for(lambda: _status(stack, Refund, refund_id) == RefundStatus.DECLINED, timeout=15)
     with stack.app.app_context():
         assert "ERROR.REFUND_INSUFFICIENT_FUNDS" in db.session.get(Refund, refund_id).error
@@ -193,7 +193,7 @@ def test_news_for_an_order_not_yet_committed_is_applied_when_the_bank_resends(ma
     callback finds no sale and records nothing; the bank's resend finds it and pays it."""
     stack = make_stack({"callback_retry_delays": (1.0, 1.0, 1.0, 1.0)})
     with stack.app.app_context():
-        link = services.register_cash_link(description="Касса 1")
+        link = qrcodes.register_cash_link(description="Касса 1")
         link_id, link_qr_id = link.id, link.qr_id
         order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=4500,
                                     description="Тест")
@@ -226,21 +226,21 @@ def test_a_cash_link_sale_whose_callback_was_lost_is_found_by_its_own_order(stac
     and notified. The reconciler asks the bank about sale 1 by sale 1's order and records
     sale 1's payment, not the link's latest one."""
     with stack.app.app_context():
-        link_id = services.register_cash_link(description="Касса 2").id
+        link_id = qrcodes.register_cash_link(description="Касса 2").id
         link_qr_id = db.session.get(QrCode, link_id).qr_id
 
     def sell(amount: int) -> tuple[int, int]:
         with stack.app.app_context():
             order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=amount,
                                         description="Тест")
-            return services.activate_cash_link(link_id, order.id).id, order.id
+            return qrcodes.activate_cash_link(link_id, order.id).id, order.id
 
     with stack.app.app_context():
-        services.set_callback_url("http://127.0.0.1:9/lost")  # nobody hears sale 1's news
+        bank_events.set_callback_url("http://127.0.0.1:9/lost")  # nobody hears sale 1's news
     first, first_order = sell(1500)
     stack.pay(link_qr_id)
     with stack.app.app_context():
-        services.set_callback_url()
+        bank_events.set_callback_url()
         # Kassa still shows sale 1 open; the cashier cancels nothing and sells again.
         db.session.get(CashLinkActivation, first).expires_at = utcnow()
         db.session.commit()
@@ -249,7 +249,7 @@ def test_a_cash_link_sale_whose_callback_was_lost_is_found_by_its_own_order(stac
     wait_for(lambda: _status(stack, Order, second_order) == OrderStatus.PAID)
 
     with stack.app.app_context():
-        assert services.poll_activation(first) == "paid"
+        assert reconciliation.poll_activation(first) == "paid"
     assert _status(stack, Order, first_order) == OrderStatus.PAID
     assert [(a, s) for _, a, s in _payments(stack)] == [(2700, "paid"), (1500, "paid")]
 
@@ -267,17 +267,17 @@ def test_a_cash_link_sale_is_refunded_through_its_order(stack, monkeypatch):
     monkeypatch.setattr(RaiffeisenClient, "refund", lambda self, **kw: pytest.fail(
         "a cash-link sale was refunded through the QR refund"))
     with stack.app.app_context():
-        link = services.register_cash_link(description="Касса 3")
+        link = qrcodes.register_cash_link(description="Касса 3")
         link_qr_id = link.qr_id
         order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=3300,
                                     description="Тест")
-        activation = services.activate_cash_link(link.id, order.id)
+        activation = qrcodes.activate_cash_link(link.id, order.id)
         bank_order = activation.bank_order_id
     stack.pay(link_qr_id)
     wait_for(lambda: len(_payments(stack)) == 1)
     payment_id = _payments(stack)[0][0]
     with stack.app.app_context():
-        refund_id = services.request_refund(payment_id, 1000).id
+        refund_id = refunds.request_refund(payment_id, 1000).id
     wait_for(lambda: _status(stack, Refund, refund_id) == RefundStatus.COMPLETED, timeout=15)
     assert sent == [bank_order]
     assert _status(stack, Payment, payment_id) == PaymentStatus.PARTIALLY_REFUNDED
@@ -293,7 +293,7 @@ def test_a_static_qr_paid_twice_within_the_banks_clock_tick_gives_two_payments(
     instant = clock.now()
     monkeypatch.setattr(clock, "now", lambda: instant)
     with stack.app.app_context():
-        qr = services.create_static_qr(amount_kopecks=15000, description="Кофе")
+        qr = qrcodes.create_static_qr(amount_kopecks=15000, description="Кофе")
         qr_id, bank_order = qr.qr_id, qr.bank_order
     stack.pay(qr_id)
     wait_for(lambda: len(_payments(stack)) == 1)

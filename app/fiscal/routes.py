@@ -13,7 +13,7 @@ from app.fiscal import services
 from app.fiscal.check import check_qr_payload
 from app.httpclient import ProviderError
 from app.models import Receipt, ReceiptStatus
-from app.sbp.images import render_png, render_svg
+from app.qrimage import MIMETYPES, render
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,10 @@ def receipt_page(token: str):
 def receipt_check_qr(token: str, fmt: str):
     receipt = _receipt(token)
     payload = check_qr_payload(receipt) if receipt.status == ReceiptStatus.DONE else None
-    if payload is None or fmt not in ("png", "svg"):
+    if payload is None or fmt not in MIMETYPES:
         abort(404)
-    body = render_png(payload) if fmt == "png" else render_svg(payload)
-    response = Response(body, mimetype="image/png" if fmt == "png" else "image/svg+xml")
+    body, mimetype = render(payload, fmt)
+    response = Response(body, mimetype=mimetype)
     response.cache_control.public = True
     response.cache_control.max_age = 86400
     return response

@@ -177,7 +177,7 @@ class Payment(TimestampMixin, db.Model):
         sa.ForeignKey("cash_link_activations.id"), index=True
     )
     order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"), index=True)
-    # What the bank signed about this payment: order, sum and time (sbp.services.payment_key).
+    # What the bank signed about this payment: order, sum and time (sbp.bank_events.payment_key).
     # The bank's transactionId is not signed: it is kept to show and to name the payment
     # in a refund, never to tell two payments apart.
     bank_key: Mapped[str] = mapped_column(sa.String(128), unique=True)

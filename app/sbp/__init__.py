@@ -1,4 +1,4 @@
-"""The bank side: provider registry, services, QR images, and the bank's callback."""
+"""The bank side: provider registry, payment use cases, the bank's callback and QR images."""
 
 from __future__ import annotations
 

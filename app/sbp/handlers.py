@@ -5,23 +5,23 @@ from __future__ import annotations
 import logging
 
 from app.jobs import RetryJob
-from app.sbp import services
+from app.sbp import reconciliation, refunds
 
 logger = logging.getLogger(__name__)
 
 
 def send_refund(payload: dict) -> None:
-    services.send_refund(int(payload["refund_id"]))
+    refunds.send_refund(int(payload["refund_id"]))
 
 
 def poll_refund(payload: dict) -> None:
-    status = services.poll_refund(int(payload["refund_id"]))
+    status = refunds.poll_refund(int(payload["refund_id"]))
     if status in ("pending", "in_progress"):
         raise RetryJob(2.0, f"refund {payload['refund_id']} still {status}")
 
 
 def reconcile(payload: dict) -> None:
-    counts = services.reconcile()
+    counts = reconciliation.reconcile()
     if any(counts.values()):
         logger.info("reconcile: %s", counts)
 

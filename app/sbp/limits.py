@@ -1,7 +1,7 @@
 """What the bank and our columns take for a QR code.
 
 Checked before anything is written or sent to the bank, so that a refusal changes nothing:
-the services call these before the bank, and `flask qr create` calls them before it creates
+app.sbp.qrcodes calls these before the bank, and `flask qr create` calls them before it creates
 the order or registers a cash link.
 """
 

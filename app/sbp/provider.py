@@ -6,6 +6,7 @@ constructor, return these dataclasses, and raise ProviderError (app.httpclient).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -140,8 +141,10 @@ class SbpProvider(Protocol):
 
     def set_callback_url(self, url: str) -> None: ...
 
-    def parse_notification(self, raw_body: bytes, signature: str | None) -> PaymentInfo:
-        """Verify a callback over its raw bytes, then parse it.
+    def parse_request(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentInfo:
+        """Verify a callback request (the signature in the header the provider uses, over
+        the raw bytes of the body), then parse it. `headers` look names up in any case, as
+        Flask's request.headers do.
 
         :raises SignatureError: missing or wrong signature.
         :raises ProviderError: code "bad_payload" when the body is not a notification.

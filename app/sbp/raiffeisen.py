@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -155,10 +156,10 @@ class RaiffeisenClient:
             )
         code = data.get("code")
         code = None if code is None else str(code)
-        # As the bank's SDK (sbp-sdk-java SbpClient.convert): a code with "ERROR." or
-        # "ORDER_" is a refusal whatever the HTTP status; an HTTP 200 whose code is anything
-        # but SUCCESS is not a success either. Answers without a code (the orders API's
-        # order objects, an empty DELETE answer) are judged by their HTTP status alone.
+        # As the bank's own Java SDK does: a code with "ERROR." or "ORDER_" is a refusal
+        # whatever the HTTP status; an HTTP 200 whose code is anything but SUCCESS is not a
+        # success either. Answers without a code (the orders API's order objects, an empty
+        # DELETE answer) are judged by their HTTP status alone.
         refused = code is not None and ("ERROR." in code or "ORDER_" in code)
         if response.status >= 400 or refused:
             raise ProviderError(
@@ -382,14 +383,14 @@ class RaiffeisenClient:
     def set_callback_url(self, url: str) -> None:
         self._call("POST", "/api/settings/v1/callback", {"callbackUrl": url}, idempotent=True)
 
-    def parse_notification(self, raw_body: bytes, signature: str | None) -> PaymentInfo:
-        """Verify a notification over the body as sent, then parse it.
+    def parse_request(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentInfo:
+        """Verify a callback by its `X-Api-Signature-SHA256` header over the body as sent, then
+        parse it: the SBP QR notification, or the ecom (orders) one that a paid cash-link
+        order brings (see `notification_signature`, `ecom_notification_signature`)."""
+        return self.parse_notification(raw_body, headers.get(SIGNATURE_HEADER))
 
-        Two shapes arrive at the same URL with the same header (`X-Api-Signature-SHA256`):
-        the SBP QR notification (flat, signed over its own fields) and the ecom (orders)
-        notification `{"event": "payment", "transaction": {...}}` that a paid cash-link
-        order brings, signed over `amount|publicId|order|status.value|status.date`.
-        """
+    def parse_notification(self, raw_body: bytes, signature: str | None) -> PaymentInfo:
+        """`parse_request` with the signature header's value given."""
         if not signature:
             raise SignatureError("no X-Api-Signature-SHA256 header", provider=PROVIDER)
         try:

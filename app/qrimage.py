@@ -1,4 +1,5 @@
-"""QR images of SBP payloads, PNG and SVG, rendered once per payload and cached."""
+"""QR images, PNG and SVG, rendered once per payload and cached: the SBP payment links
+of QR codes and the check codes of receipts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from functools import lru_cache
 import qrcode
 import qrcode.image.pure
 import qrcode.image.svg
+
+#: The image formats served, by the extension of their URL.
+MIMETYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
 def _qr(payload: str) -> qrcode.QRCode:
@@ -29,3 +33,8 @@ def render_svg(payload: str) -> bytes:
     buffer = io.BytesIO()
     _qr(payload).make_image(image_factory=qrcode.image.svg.SvgPathImage).save(buffer)
     return buffer.getvalue()
+
+
+def render(payload: str, fmt: str) -> tuple[bytes, str]:
+    """The image of `payload` in `fmt` (a key of MIMETYPES) and its MIME type."""
+    return (render_png(payload) if fmt == "png" else render_svg(payload)), MIMETYPES[fmt]
