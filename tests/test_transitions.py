@@ -25,42 +25,39 @@ from app.models import (
     RefundStatus,
 )
 
-O, Q, A, P, R = OrderStatus, QrStatus, ActivationStatus, PaymentStatus, RefundStatus
-F = ReceiptStatus
+
+def _moves(status: type, text: str) -> set[tuple]:
+    """"new>pending new>cancelled" -> {(Status.NEW, Status.PENDING), ...}"""
+    return {tuple(status(side) for side in move.split(">")) for move in text.split()}
+
 
 ALLOWED = {
-    "order": {
-        (O.NEW, O.PENDING), (O.NEW, O.CANCELLED),
-        (O.PENDING, O.PAID), (O.PENDING, O.EXPIRED), (O.PENDING, O.CANCELLED),
-        (O.EXPIRED, O.PENDING), (O.EXPIRED, O.PAID), (O.EXPIRED, O.CANCELLED),
-        (O.CANCELLED, O.PAID),
-        (O.PAID, O.PARTIALLY_REFUNDED), (O.PAID, O.REFUNDED),
-        (O.PARTIALLY_REFUNDED, O.REFUNDED),
-    },
-    "dynamic": {
-        (Q.ACTIVE, Q.PAID), (Q.ACTIVE, Q.EXPIRED), (Q.ACTIVE, Q.CANCELLED),
-        (Q.EXPIRED, Q.PAID), (Q.CANCELLED, Q.PAID),
-    },
-    "static": {(Q.ACTIVE, Q.CANCELLED)},
-    "cash_link": {(Q.INACTIVE, Q.ACTIVE), (Q.INACTIVE, Q.CANCELLED), (Q.ACTIVE, Q.INACTIVE)},
-    "activation": {
-        (A.ACTIVE, A.PAID), (A.ACTIVE, A.EXPIRED), (A.ACTIVE, A.CANCELLED),
-        (A.EXPIRED, A.PAID), (A.CANCELLED, A.PAID),
-    },
-    "payment": {
-        (P.REVIEW, P.PAID), (P.REVIEW, P.REFUNDED),
-        (P.PAID, P.PARTIALLY_REFUNDED), (P.PAID, P.REFUNDED),
-        (P.PARTIALLY_REFUNDED, P.REFUNDED),
-    },
-    "refund": {
-        (R.PENDING, R.IN_PROGRESS), (R.PENDING, R.COMPLETED), (R.PENDING, R.DECLINED),
-        (R.IN_PROGRESS, R.COMPLETED), (R.IN_PROGRESS, R.DECLINED),
-    },
-    "receipt": {
-        (F.PENDING, F.WAIT), (F.PENDING, F.DONE), (F.PENDING, F.FAILED),
-        (F.WAIT, F.DONE), (F.WAIT, F.FAILED), (F.WAIT, F.PENDING),
-        (F.FAILED, F.PENDING),
-    },
+    "order": _moves(OrderStatus, """
+        new>pending new>cancelled
+        pending>paid pending>expired pending>cancelled
+        expired>pending expired>paid expired>cancelled
+        cancelled>paid
+        paid>partially_refunded paid>refunded
+        partially_refunded>refunded"""),
+    "dynamic": _moves(QrStatus, """
+        active>paid active>expired active>cancelled
+        expired>paid cancelled>paid"""),
+    "static": _moves(QrStatus, "active>cancelled"),
+    "cash_link": _moves(QrStatus, "inactive>active inactive>cancelled active>inactive"),
+    "activation": _moves(ActivationStatus, """
+        active>paid active>expired active>cancelled
+        expired>paid cancelled>paid"""),
+    "payment": _moves(PaymentStatus, """
+        review>paid review>refunded
+        paid>partially_refunded paid>refunded
+        partially_refunded>refunded"""),
+    "refund": _moves(RefundStatus, """
+        pending>in_progress pending>completed pending>declined
+        in_progress>completed in_progress>declined"""),
+    "receipt": _moves(ReceiptStatus, """
+        pending>wait pending>done pending>failed
+        wait>done wait>failed wait>pending
+        failed>pending"""),
 }
 
 FACTORIES = {
