@@ -28,7 +28,8 @@ sysdeps:
 	  else echo "please install $$pkg (it provides $$tool)"; exit 1; fi; \
 	done
 
-## Install, migrate, seed a demo catalog, then run web (:5000), worker and sandbox (:8081).
+## Install, migrate, seed a demo catalog, then run web (:$PORT, 5000 unless set), worker and
+## sandbox (:$SANDBOX_PORT, 8081). honcho gives web the port $PORT (also read from .env).
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo seed

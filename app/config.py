@@ -122,7 +122,7 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "COMPANY_EMAIL": _env("COMPANY_EMAIL", None if production else "shop@example.com"),
         "COMPANY_SNO": _env("COMPANY_SNO", None if production else "usn_income"),
         "COMPANY_PAYMENT_ADDRESS": _env(
-            "COMPANY_PAYMENT_ADDRESS", None if production else "https://v5.online.atol.ru"
+            "COMPANY_PAYMENT_ADDRESS", None if production else _env("PUBLIC_URL", "http://127.0.0.1:5000")
         ),
         "COMPANY_NAME": _env("COMPANY_NAME"),
         # The one line of a receipt for a static-QR payment (it has no order).

@@ -23,228 +23,98 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import hashlib
-import hmac
-import http.client
 import json
 import math
 import os
 import random
 import re
 import signal
-import socket
 import statistics
-import string
 import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+if __package__ in (None, ""):  # run as a script: make `bench` and `app` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    HOST,
+    RESULTS,
+    ROOT,
+    CpuSnapshot,
+    Processes,
+    RawConnection,
+    Req,
+    Seeded,
+    background_load,
+    busy_seconds,
+    calibrate,
+    callback_req,
+    code_version,
+    cpu_used,
+    free_port,
+    insert_open_qrs,
+    percentile,
+    process_tree,
+    recreate_database,
+    step,
+    stop_on_signals,
+    ticks_between,
+    utc_stamp,
+    wait_http,
+)
+from bench.harness import cpu_snapshot as harness_cpu_snapshot
+
 LAST_REPORT: list[Path] = []  # the report main() wrote last (for --repeat)
-HOST = "127.0.0.1"  # the only address this script sends anything to
-MSK = timezone(timedelta(hours=3))
-SIGNATURE_HEADER = "X-Api-Signature-SHA256"
 NOOP_JOB = "bench.noop"
 GOAL_RATIO = 0.2  # Kassa's callbacks per second over a bare Flask endpoint's
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# -- processes -------------------------------------------------------------------------------
-
-
-class Processes:
-    """Child processes, each in its own process group; stop() ends every group it started."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self._logs: list[Any] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; see "
-                                   f"{self.log_dir / (name + '.log')}")
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        for log in self._logs:
-            log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(port: int, method: str, path: str, *, body: bytes | None, procs: Processes,
-              timeout: float = 60) -> None:
-    """Poll until the server answers `path` with 200."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        procs.check_alive()
-        conn = http.client.HTTPConnection(HOST, port, timeout=5)
-        try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            if response.status == 200:
-                return
-            last = response.status
-        except OSError as exc:
-            last = exc
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    raise RuntimeError(f"127.0.0.1:{port}{path} not ready in {timeout}s: {last!r}")
-
-
-# -- CPU accounting (read-only /proc) ----------------------------------------------------------
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        todo += _children(current)
-    return pids
-
-
-def _all_processes() -> dict[tuple[int, int], tuple[str, float]]:
-    """(pid, start time) -> (command name, CPU seconds) of every process on the machine."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError):
-                raw = (entry / "stat").read_text()
-                fields = raw[raw.rindex(")") + 2:].split()
-                comm = raw[raw.index("(") + 1:raw.rindex(")")]
-                cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-                found[int(entry.name), int(fields[19])] = (comm, cpu)
-    return found
-
-
-def _cpu_used(before: dict, after: dict) -> dict[tuple[int, int], float]:
-    """CPU seconds each process used between two _all_processes() snapshots."""
-    return {key: cpu - (before[key][1] if key in before else 0.0)
-            for key, (_comm, cpu) in after.items()}
-
-
-def _machine_jiffies() -> tuple[int, int]:
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values[:8]) - idle, sum(values[:8])
+# -- CPU of the servers under test (harness.py reads /proc) ----------------------------------
 
 
 @dataclass
-class CpuSnapshot:
-    generator: float
+class GroupSnapshot:
+    """The machine's processes, and the pids of each component (a server's whole tree)."""
+    cpu: CpuSnapshot
     groups: dict[str, list[int]]
-    processes: dict[tuple[int, int], tuple[str, float]]
-    machine_busy: float
-    machine_total: float
 
 
-def cpu_snapshot(procs: Processes) -> CpuSnapshot:
+def cpu_snapshot(procs: Processes) -> GroupSnapshot:
     groups = {"kassa_web": ["kassa-web"], "bare_web": ["bare-web"],
               "job_workers": [n for n in procs.procs if n.startswith("job-worker")]}
-    pids = {group: [p for n in names if n in procs.procs for p in _tree(procs.procs[n].pid)]
+    pids = {group: [p for n in names if n in procs.procs
+                    for p in process_tree(procs.procs[n].pid)]
             for group, names in groups.items()}
     pids["generator"] = [os.getpid()]
-    busy, total = _machine_jiffies()
-    return CpuSnapshot(time.process_time(), pids, _all_processes(), busy / CLK_TCK,
-                       total / CLK_TCK)
+    return GroupSnapshot(harness_cpu_snapshot(), pids)
 
 
-def calibrate() -> float:
-    """Seconds a fixed pure-Python loop takes on one core (best of 3): a virtual machine's
-    CPU can be slower from one minute to the next without any process here to blame."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        total = 0
-        for i in range(1_000_000):
-            total += i * i % 7
-        best = min(best, time.perf_counter() - started)
-    return round(best, 4)
-
-
-def background_load(seconds: float = 2.0) -> dict:
-    """How busy the machine is before the run starts: other work skews every figure."""
-    before_procs, (busy0, total0) = _all_processes(), _machine_jiffies()
-    time.sleep(seconds)
-    after_procs, (busy1, total1) = _all_processes(), _machine_jiffies()
-    used: Counter[str] = Counter()
-    for key, delta in _cpu_used(before_procs, after_procs).items():
-        if delta > 0 and key[0] != os.getpid():
-            used[after_procs[key][0]] += delta
-    return {
-        "machine_busy_percent": round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1),
-        "top_processes_cpu_seconds": {k: round(v, 2) for k, v in used.most_common(5)},
-        "seconds": seconds,
-    }
-
-
-def cpu_delta(before: CpuSnapshot, after: CpuSnapshot, wall: float, n: int) -> dict:
+def cpu_delta(before: GroupSnapshot, after: GroupSnapshot, wall: float, n: int) -> dict:
     """CPU seconds each component used between two snapshots. A process that ended in
     between is missed (its CPU shows only in machine_busy)."""
-    used = _cpu_used(before.processes, after.processes)
+    used = cpu_used(before.cpu.processes, after.cpu.processes)
     groups: dict[str, float] = {}
     counted: set[int] = set()
     for group, pids in after.groups.items():
         members = set(pids) | set(before.groups.get(group, []))
         counted |= members
-        groups[group] = sum(cpu for key, cpu in used.items() if key[0] in members)
-    groups["generator"] = after.generator - before.generator
-    postgres = {key[0] for key, (comm, _) in after.processes.items() if comm == "postgres"}
-    groups["postgres"] = sum(cpu for key, cpu in used.items() if key[0] in postgres)
+        groups[group] = sum(cpu for pid, cpu in used.items() if pid in members)
+    groups["generator"] = after.cpu.own - before.cpu.own
+    postgres = {pid for pid, proc in after.cpu.processes.items()
+                if proc.comm.split(":")[0] == "postgres"}
+    groups["postgres"] = sum(cpu for pid, cpu in used.items() if pid in postgres)
     counted |= postgres
     others: Counter[str] = Counter()
-    for key, cpu in used.items():
-        if key[0] not in counted and cpu > 0:
-            others[after.processes[key][0]] += cpu
-    busy = after.machine_busy - before.machine_busy
-    total = after.machine_total - before.machine_total
+    for pid, cpu in used.items():
+        if pid not in counted and cpu > 0:
+            others[after.cpu.processes[pid].comm] += cpu
+    busy, total = busy_seconds(ticks_between(before.cpu.ticks, after.cpu.ticks))
     return cpu_figures(groups, others, busy=busy, total=total, wall=wall, n=n)
 
 
@@ -276,78 +146,6 @@ def cpu_figures(groups: dict[str, float], others: Counter[str], *, busy: float, 
 
 
 # -- HTTP load generator -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Req:
-    key: str
-    method: str
-    path: str
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def render(self, port: int) -> bytes:
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {HOST}:{port}"]
-        lines += [f"{k}: {v}" for k, v in self.headers]
-        if self.method != "GET" or self.body:
-            lines.append(f"Content-Length: {len(self.body)}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + self.body
-
-
-class RawConnection:
-    """A minimal HTTP/1.1 client over asyncio streams: one request at a time, keep-alive when
-    the server allows it (gunicorn's sync worker closes after every response). It costs the
-    generator far less CPU per request than a general client, which matters on 2 cores."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.reconnects = 0
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        for attempt in range(2):
-            reused = self.writer is not None
-            if not reused:
-                self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
-            try:
-                self.writer.write(raw)
-                head = await self.reader.readuntil(b"\r\n\r\n")
-            except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                self.close()
-                nothing_back = not getattr(exc, "partial", b"")
-                if reused and attempt == 0 and nothing_back:
-                    self.reconnects += 1  # the server closed an idle keep-alive connection
-                    continue
-                raise
-            return await self._rest(head)
-        raise AssertionError("unreachable")
-
-    async def _rest(self, head: bytes) -> tuple[int, bytes]:
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length, close = None, False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection":
-                close = value.strip().lower() == b"close"
-            elif name == b"transfer-encoding":
-                raise RuntimeError("chunked responses are not supported by the bench client")
-        if length is None:
-            body, close = await self.reader.read(), True
-        else:
-            body = await self.reader.readexactly(length)
-        if close:
-            self.close()
-        return status, body
 
 
 @dataclass
@@ -493,14 +291,6 @@ def run_alternating(bare_port: int, kassa_port: int, reqs: list[Req], args: argp
 # -- statistics ------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def summary_ms(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     out = {f"p{p}": round(percentile(ordered, p) * 1000, 2) for p in (50, 90, 95, 99)}
@@ -525,80 +315,6 @@ def load_summary(result: LoadResult) -> dict:
 
 
 # -- the callbacks ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Seeded:
-    qr_id: str
-    bank_order: str
-    amount_kopecks: int
-
-
-def amount_text(kopecks: int) -> str:
-    return f"{kopecks // 100}.{kopecks % 100:02d}"
-
-
-def sign(secret_key: str, *, amount: str, merchant: str, order: str, status: str,
-         transaction_date: str) -> str:
-    """What the bank sends in X-Api-Signature-SHA256 (the bank's callback docs), written here
-    independently of app/sbp/raiffeisen.py so the bench does not check Kassa against itself."""
-    message = "|".join((amount, merchant, order, status, transaction_date))
-    return hmac.new(secret_key.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def callback_req(qr: Seeded, transaction_id: int, merchant: str, secret_key: str) -> Req:
-    now = datetime.now(MSK)
-    transaction_date = now.isoformat(timespec="microseconds")
-    amount = amount_text(qr.amount_kopecks)
-    body = json.dumps({
-        "transactionId": transaction_id,
-        "qrId": qr.qr_id,
-        "sbpMerchantId": merchant,
-        "merchantId": 552,
-        "amount": "__AMOUNT__",
-        "currency": "RUB",
-        "transactionDate": transaction_date,
-        "paymentStatus": "SUCCESS",
-        "additionalInfo": None,
-        "order": qr.bank_order,
-        "createDate": (now - timedelta(seconds=30)).isoformat(timespec="microseconds"),
-    }, separators=(",", ":")).replace('"__AMOUNT__"', amount)  # a JSON number: 100.00
-    signature = sign(secret_key, amount=amount, merchant=merchant, order=qr.bank_order,
-                     status="SUCCESS", transaction_date=transaction_date)
-    headers = (("Content-Type", "application/json"), (SIGNATURE_HEADER, signature))
-    return Req(qr.qr_id, "POST", "/sbp/callback", body.encode(), headers)
-
-
-def random_qr_ids(n: int, rng: random.Random) -> list[str]:
-    alphabet = string.ascii_uppercase + string.digits
-    ids: set[str] = set()
-    while len(ids) < n:
-        ids.add("AD" + "".join(rng.choices(alphabet, k=30)))
-    return sorted(ids, key=lambda _: rng.random())
-
-
-def insert_open_qrs(order_ids: list[int], publics: list[str], amounts: list[int],
-                    rng: random.Random, *, expires_at: datetime) -> list[Seeded]:
-    """One open dynamic QR per order (its sum, bank order `<public id>-1`), inserted in the
-    current session's transaction; needs an app context."""
-    import sqlalchemy as sa
-
-    from app.extensions import db
-    from app.models import QrCode, QrKind, QrStatus, utcnow
-
-    now = utcnow()
-    seeded = [Seeded(qr_id, f"{publics[i]}-1", amounts[i])
-              for i, qr_id in enumerate(random_qr_ids(len(order_ids), rng))]
-    db.session.execute(sa.insert(QrCode), [
-        {"kind": QrKind.DYNAMIC, "status": QrStatus.ACTIVE, "qr_id": s.qr_id,
-         "bank_order": s.bank_order, "amount_kopecks": s.amount_kopecks,
-         "payload": f"https://qr.nspk.ru/{s.qr_id}?type=02&bank=100000000007"
-                    f"&sum={s.amount_kopecks}&cur=RUB&crc=0000",
-         "description": f"bench {i}", "order_id": order_ids[i],
-         "expires_at": expires_at, "created_at": now, "updated_at": now}
-        for i, s in enumerate(seeded)
-    ])
-    return seeded
 
 
 def seed(n: int, rng: random.Random) -> list[Seeded]:
@@ -630,16 +346,6 @@ def seed(n: int, rng: random.Random) -> list[Seeded]:
 
 
 # -- the database ----------------------------------------------------------------------------
-
-
-def recreate_database(pg_url: str, name: str) -> None:
-    import psycopg
-
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise SystemExit(f"--db-name {name!r}: lowercase letters, digits and _ only")
-    with psycopg.connect(f"{pg_url}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
 
 
 COUNTS_SQL = {
@@ -796,24 +502,11 @@ def gunicorn_argv(args: argparse.Namespace, module: str, port: int) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     log_dir = RESULTS / f"logs-{stamp}"
     log_dir.mkdir(parents=True, exist_ok=True)
+    stop_on_signals(args.deadline, "the run")
 
-    def abort(signum, _frame):
-        raise SystemExit(f"aborted by signal {signum}")
-
-    def too_long(_signum, _frame):
-        raise TimeoutError(f"the run took longer than --deadline {args.deadline}s")
-
-    # SIGINT too: a shell starts background jobs with it ignored, and the children must
-    # still be stopped.
-    signal.signal(signal.SIGTERM, abort)
-    signal.signal(signal.SIGINT, abort)
-    signal.signal(signal.SIGALRM, too_long)
-    signal.alarm(args.deadline)
-
-    sys.path.insert(0, str(ROOT))
     from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
 
     db_url = f"{args.pg_url.replace('postgresql://', 'postgresql+psycopg://')}/{args.db_name}"
@@ -943,22 +636,6 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     print(f"\nreport: {out.relative_to(ROOT)}   logs: {report['logs']}/")
     return 0 if report["correct"] else 1
-
-
-def code_version() -> dict[str, Any]:
-    """The commit measured, and how many files of app/ and migrations/ differ from it."""
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True,
-                              timeout=30, check=False)
-        return done.stdout.strip()
-
-    changed = git("status", "--porcelain", "--", "app", "migrations")
-    return {"commit": git("rev-parse", "--short", "HEAD") or None,
-            "uncommitted_files_in_app": len(changed.splitlines()) if changed else 0}
-
-
-def step(name: str, text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {name:<10} {text}", flush=True)
 
 
 def _line(result: LoadResult) -> str:

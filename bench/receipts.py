@@ -63,13 +63,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):  # run as a script: make `bench` and `app` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# Shared plumbing of the callback benchmark (process groups, signing, the raw HTTP client).
-from bench.callbacks import (  # noqa: E402
+from bench.harness import (
     HOST,
+    RESULTS,
+    ROOT,
     Processes,
     RawConnection,
     Req,
@@ -77,16 +77,19 @@ from bench.callbacks import (  # noqa: E402
     calibrate,
     callback_req,
     code_version,
+    cpu_by_process_group,
+    cpu_snapshot,
     free_port,
     insert_open_qrs,
     percentile,
     recreate_database,
     step,
+    stop_on_signals,
+    utc_stamp,
     wait_http,
+    wait_quiet,
 )
 
-RESULTS = ROOT / "bench" / "results"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 FISCAL_JOBS = ("fiscal.sell", "fiscal.submit", "fiscal.poll")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                    "ALL_PROXY")
@@ -198,117 +201,20 @@ def seed(app, n: int, rng: random.Random) -> list[Seeded]:
 # -- CPU (read-only /proc) -------------------------------------------------------------------
 
 
-def _proc_table() -> dict[int, tuple[str, int, float]]:
-    """pid -> (command, process group, CPU seconds) of every process on the machine; the
-    command of a PostgreSQL backend is "postgres:<database>"."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                raw = (entry / "stat").read_text()
-                fields = raw[raw.rindex(")") + 2:].split()
-                comm = raw[raw.index("(") + 1:raw.rindex(")")]
-                if comm == "postgres":
-                    comm = _pg_backend(entry)
-                cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-                table[int(entry.name)] = (comm, int(fields[2]), cpu)
-    return table
 
 
-def _pg_backend(proc_dir: Path) -> str:
-    """ "postgres: 15/main: USER DATABASE 127.0.0.1(PORT) idle" -> "postgres:DATABASE";
-    background processes (checkpointer, walwriter, autovacuum ...) -> "postgres"."""
-    title = proc_dir.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    words = title.split(": ", 2)[-1].split()
-    if len(words) >= 3 and ("(" in words[2] or words[2] == "[local]"):
-        return f"postgres:{words[1]}"
-    return "postgres"
 
 
-STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
-def _stat() -> list[int]:
-    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
-def _machine() -> tuple[float, float]:
-    values = _stat()
-    total = sum(values)
-    return (total - values[3] - values[4]) / CLK_TCK, total / CLK_TCK
 
 
-def cpu_snapshot() -> tuple[dict[int, tuple[str, int, float]], list[int], float]:
-    return _proc_table(), _stat(), time.process_time()
 
 
-def cpu_delta(before, after, procs: Processes, db_name: str | None) -> dict[str, Any]:
-    """CPU seconds per process group between two snapshots (each child runs in its own
-    session, so its group id is its pid), PostgreSQL split into this run's database, its
-    background processes and other databases. "other processes" is the machine's busy time
-    minus all of ours, so it also counts processes that came and went in between."""
-    (t0, stat0, own0), (t1, stat1, own1) = before, after
-    ticks = [b - a for a, b in zip(stat0, stat1, strict=True)]
-    busy, total = (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK, sum(ticks) / CLK_TCK
-    used = {pid: cpu - (t0[pid][2] if pid in t0 and t0[pid][0] == comm else 0.0)
-            for pid, (comm, _, cpu) in t1.items()}
-    groups: dict[str, float] = {}
-    ours: set[int] = {os.getpid()}
-    for name, proc in procs.procs.items():
-        members = {pid for pid, (_, pgid, _) in t1.items() if pgid == proc.pid}
-        ours |= members
-        groups[name] = sum(used[p] for p in members)
-    mine = {pid for pid, (comm, _, _) in t1.items() if db_name and comm == f"postgres:{db_name}"}
-    background = {pid for pid, (comm, _, _) in t1.items() if comm == "postgres"}
-    ours |= mine | background
-    groups["postgres (this database)"] = sum(used[p] for p in mine)
-    groups["postgres (background)"] = sum(used[p] for p in background)
-    groups["bench (this process)"] = own1 - own0
-    others: Counter[str] = Counter()
-    for pid, cpu in used.items():
-        if pid not in ours and cpu > 0:
-            others[t1[pid][0]] += cpu
-    seen = sum(groups.values()) + sum(others.values())
-    groups["other processes"] = max(0.0, busy - sum(groups.values()))
-    return {"cpu_seconds": {k: round(v, 2) for k, v in groups.items()},
-            "top_other_processes": {k: round(v, 2) for k, v in others.most_common(3)},
-            # Busy time no live process accounts for: processes that came and went
-            # (another job's), interrupts, and CPU time stolen by the hypervisor.
-            "unattributed_seconds": round(max(0.0, busy - seen), 2),
-            "exited_processes": sorted({t0[pid][0] for pid in t0.keys() - t1.keys()})[:10],
-            "machine_seconds": {name: round(t / CLK_TCK, 2)
-                                for name, t in zip(STAT_FIELDS, ticks, strict=True)},
-            "machine_busy_percent": round(100 * busy / total, 1) if total else None,
-            "cores": os.cpu_count()}
 
 
-def wait_quiet(limit_percent: float, timeout: float, windows: int = 3) -> dict[str, Any]:
-    """Wait until the machine is idle enough (busy < limit in `windows` 2-second windows in
-    a row): another job on a small machine would be measured as Kassa's slowness. Gives up
-    after `timeout` and says so."""
-    started = time.monotonic()
-    quiet_in_a_row = 0
-    said = -60.0
-    while True:
-        before = _proc_table()
-        busy0, total0 = _machine()
-        time.sleep(2)
-        busy1, total1 = _machine()
-        percent = 100 * (busy1 - busy0) / max(total1 - total0, 1e-9)
-        quiet_in_a_row = quiet_in_a_row + 1 if percent < limit_percent else 0
-        waited = time.monotonic() - started
-        if quiet_in_a_row >= windows or waited > timeout:
-            busiest: Counter[str] = Counter()
-            for pid, (comm, _, cpu) in _proc_table().items():
-                if pid in before and before[pid][0] == comm:
-                    busiest[comm] += cpu - before[pid][2]
-            return {"machine_busy_percent_before_run": round(percent, 1),
-                    "waited_seconds": round(waited, 1), "quiet": quiet_in_a_row >= windows,
-                    "busiest_then": {k: round(v, 2) for k, v in busiest.most_common(3)}}
-        if percent >= limit_percent and waited - said >= 30:
-            said = waited
-            step("waiting", f"machine {percent:.0f}% busy (limit {limit_percent:.0f}%): "
-                            "another job is running; waiting for it")
 
 
 # -- paying ----------------------------------------------------------------------------------
@@ -542,7 +448,7 @@ def run_one(args: argparse.Namespace, *, workers: int, callbacks_on: bool,
         measured = time.monotonic() - started
         result["calibration_seconds_after"] = calibrate()
         state = sandbox_state(sandbox_port)
-        result["cpu"] = cpu = cpu_delta(before, after, procs,
+        result["cpu"] = cpu = cpu_by_process_group(before, after, procs,
                                           None if args.sqlite else args.db_name)
         share = cpu["cpu_seconds"]["other processes"] / (measured * (os.cpu_count() or 1))
         result["other_processes_cpu_share"] = round(share, 3)
@@ -1052,20 +958,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = utc_stamp()
     log_root = RESULTS / f"logs-receipts-{stamp}"
     log_root.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"receipts-{stamp}.json"
 
-    def abort(signum, _frame):
-        raise SystemExit(f"aborted by signal {signum}")
-
-    def too_long(_signum, _frame):
-        raise TimeoutError(f"the benchmark took longer than --deadline {args.deadline}s")
-
-    signal.signal(signal.SIGTERM, abort)
-    signal.signal(signal.SIGALRM, too_long)
-    signal.alarm(args.deadline)
+    stop_on_signals(args.deadline, "the benchmark")
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.atol_callbacks]
     report: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

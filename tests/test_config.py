@@ -191,3 +191,13 @@ def test_an_unknown_provider_is_one_line_not_a_traceback(name, value, line):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines() == ["configuration refused:", line]
+
+
+def test_demo_receipts_name_the_shops_own_site_as_the_place_of_settlement(monkeypatch):
+    """In development the place of settlement on a receipt is the shop's PUBLIC_URL (where
+    the customer pays), not the register's site."""
+    monkeypatch.delenv("COMPANY_PAYMENT_ADDRESS", raising=False)
+    monkeypatch.setenv("PUBLIC_URL", "http://127.0.0.1:5050")
+    assert load_config("development")["COMPANY_PAYMENT_ADDRESS"] == "http://127.0.0.1:5050"
+    monkeypatch.delenv("PUBLIC_URL")
+    assert load_config("development")["COMPANY_PAYMENT_ADDRESS"] == "http://127.0.0.1:5000"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -12,7 +13,6 @@ from app.fiscal.builder import (
     MAX_TOTAL_KOPECKS,
     PAYMENT_METHODS,
     ReceiptError,
-    _amount,
     _check,
     refund_by_amount,
     refund_by_lines,
@@ -21,20 +21,22 @@ from app.fiscal.builder import (
 )
 from app.fiscal.receipt import (
     ELECTRONIC,
+    SELL,
+    SELL_REFUND,
+    Company,
+    ReceiptDraft,
+    ReceiptLine,
+)
+from app.receipt_lines import (
     MAX_LINES,
     MAX_NAME,
     MAX_PRICE_KOPECKS,
     MAX_QUANTITY_MILLI,
     MEASURES,
     PAYMENT_OBJECTS,
-    SELL,
-    SELL_REFUND,
     VAT_RATES,
-    Company,
-    ReceiptDraft,
-    ReceiptLine,
+    line_amount,
 )
-from app.orders.services import line_amount
 
 COMPANY = Company(inn="5544332219", email="shop@example.com", sno="usn_income",
                   payment_address="https://shop.example")
@@ -133,8 +135,9 @@ def sale_of(cart: list[ReceiptLine]) -> ReceiptDraft:
 
 @PROPERTY
 @given(price=st.integers(0, MAX_PRICE_KOPECKS), quantity=st.integers(0, MAX_QUANTITY_MILLI))
-def test_amount_rounds_half_up_like_the_order_service(price, quantity):
-    assert _amount(price, quantity) == line_amount(price, quantity)
+def test_line_amount_rounds_half_up_like_a_register(price, quantity):
+    exact = Decimal(price) * Decimal(quantity) / Decimal(1000)
+    assert line_amount(price, quantity) == int(exact.quantize(Decimal(1), ROUND_HALF_UP))
 
 
 @PROPERTY

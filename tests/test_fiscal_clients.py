@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.fiscal.atol import AtolClient, quantity
+from app.fiscal.atol import AtolClient
 from app.fiscal.provider import FiscalProvider
 from app.fiscal.raiffeisen import RaiffeisenReceiptsClient
 from app.fiscal.receipt import (
@@ -28,6 +28,7 @@ from app.fiscal.receipt import (
     ReceiptLine,
     RegisterResult,
 )
+from app.fiscal.wire import quantity
 from app.httpclient import HttpClient, ProviderError
 from app.sandbox import SandboxServer, SandboxSettings, start_sandbox
 

@@ -22,7 +22,6 @@ from app.fiscal.raiffeisen import RaiffeisenReceiptsClient
 from app.fiscal.receipt import (
     DONE,
     FAIL,
-    MEASURES,
     WAIT,
     AnsweredLine,
     FiscalData,
@@ -47,6 +46,7 @@ from app.models import (
     install_id,
 )
 from app.orders.services import Line, create_order
+from app.receipt_lines import MEASURES
 
 CART = [
     Line(name="Капучино", price_kopecks=22000, quantity_milli=2000, vat="vat20"),

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from app.errors import ValidationError
 from app.extensions import db
-from app.fiscal.receipt import MAX_PRICE_KOPECKS
 from app.models import CashLinkActivation, Order, OrderChannel, QrCode
 from app.money import format_rubles
 from app.orders.services import create_amount_order
+from app.receipt_lines import MAX_PRICE_KOPECKS
 from app.sbp import qrcodes
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from flask_babel import lazy_gettext as _l
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal import check_line
-from app.fiscal.receipt import MAX_NAME, MAX_PRICE_KOPECKS
 from app.models import Product
+from app.receipt_lines import MAX_NAME, MAX_PRICE_KOPECKS
 
 logger = logging.getLogger(__name__)
 

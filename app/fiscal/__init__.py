@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from app.config import ConfigError
 from app.errors import ValidationError
 from app.fiscal.provider import FiscalProvider, undocumented
-from app.fiscal.receipt import MEASURES, PAYMENT_OBJECTS, VAT_RATES
+from app.receipt_lines import MEASURES, PAYMENT_OBJECTS, VAT_RATES
 
 
 def _atol(config: dict) -> FiscalProvider:

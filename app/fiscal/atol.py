@@ -1,4 +1,4 @@
-"""ATOL Online v5 client (reference/fiscal.md §2); Эвотор and Бизнес.Ру speak the same protocol.
+"""ATOL Online v5 client; Эвотор and Бизнес.Ру speak the same protocol.
 
 POST ``{base}/getToken`` once a day, POST ``{base}/{group}/sell|sell_refund`` with a stable
 ``external_id``, then poll GET ``{base}/{group}/report/{uuid}`` (at most once a second) or
@@ -12,38 +12,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from app.fiscal.receipt import (
     DONE,
     FAIL,
-    MEASURES,
-    PAYMENT_OBJECTS,
     SELL,
     SELL_REFUND,
-    VAT_RATES,
     WAIT,
-    FiscalData,
     ReceiptDraft,
     RegisterResult,
 )
+from app.fiscal.wire import MOSCOW, atol_time, json_object, parse_payload, quantity
 from app.httpclient import HttpClient, HttpResponse, ProviderError
-from app.money import MoneyError, parse_rubles, to_decimal
+from app.money import to_decimal
+from app.receipt_lines import MEASURES, PAYMENT_OBJECTS, VAT_RATES
 
 logger = logging.getLogger(__name__)
 
 PROVIDER = "atol"
-MOSCOW = timezone(timedelta(hours=3))
-ATOL_TIME = "%d.%m.%Y %H:%M:%S"
 
-#: A token lives 24 h (§2.1); renew a little earlier so a call never carries a dying one.
+#: A token lives 24 h; renew a little earlier so a call never carries a dying one.
 TOKEN_LIFETIME_SECONDS = 23 * 3600.0
-#: §2.6: at most one report request per second (per KKT in the group).
+#: At most one report request per second (per KKT in the group).
 REPORT_INTERVAL_SECONDS = 1.0
 
-# Error codes (§2.5).
+# ATOL's error codes.
 MISSING_TOKEN, EXPIRED_TOKEN, WRONG_LOGIN = 10, 11, 12
 EXTERNAL_ID_EXISTS = 33
 STATE_CHECK_NOT_FOUND = 34
@@ -52,31 +48,6 @@ STATE_CHECK_NOT_FOUND = 34
 REFUSED_CODES = frozenset({13, 31, 32, 40, 41})
 
 OPERATIONS = {SELL: "sell", SELL_REFUND: "sell_refund"}
-
-
-def atol_time(moment: datetime) -> str:
-    """``dd.mm.yyyy HH:MM:SS`` in Moscow time, ATOL's timestamp format."""
-    return moment.astimezone(MOSCOW).strftime(ATOL_TIME)
-
-
-def parse_atol_time(value: Any) -> datetime:
-    """``dd.mm.yyyy HH:MM:SS`` (Moscow) -> aware datetime; ISO-8601 is accepted too."""
-    text = str(value or "").strip()
-    for fmt in (ATOL_TIME, "%d.%m.%Y %H:%M"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=MOSCOW)
-        except ValueError:
-            continue
-    parsed = datetime.fromisoformat(text)  # raises ValueError for anything else
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=MOSCOW)
-
-
-def quantity(milli: int) -> Decimal:
-    """Thousandths -> Decimal with at most 3 places and no exponent: 1000 -> 1, 1500 -> 1.5."""
-    value = Decimal(milli).scaleb(-3)
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
 
 
 def _error(data: Any) -> tuple[int | None, str]:
@@ -92,14 +63,6 @@ def _error(data: Any) -> tuple[int | None, str]:
     except (TypeError, ValueError):
         number = None
     return number, str(error.get("text") or "")
-
-
-def _json(response: HttpResponse) -> dict[str, Any] | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _fail_text(code: int | None, text: str) -> str:
@@ -180,12 +143,12 @@ class AtolClient:
                 self._token = None
 
     def _fetch_token(self) -> str:
-        # Safe to repeat: several tokens may be valid at once (§2.1).
+        # Safe to repeat: several tokens may be valid at once.
         response = self.http.request(
             "POST", "/getToken", json_body={"login": self.login, "pass": self._password},
             idempotent=True,
         )
-        data = _json(response)
+        data = json_object(response)
         code, text = _error(data)
         token = data.get("token") if data else None
         if code is None and 200 <= response.status < 300 and isinstance(token, str) and token:
@@ -217,7 +180,7 @@ class AtolClient:
             response = self.http.request(
                 method, path, json_body=body, headers={"Token": token}, idempotent=idempotent
             )
-            data = _json(response)
+            data = json_object(response)
             code, _ = _error(data)
             stale = code in (MISSING_TOKEN, EXPIRED_TOKEN) or (
                 response.status == 401 and code is None
@@ -328,7 +291,7 @@ class AtolClient:
             raise ProviderError("bad_draft", f"unknown operation {draft.operation!r}",
                                 provider=PROVIDER)
         body = self.receipt_body(draft, external_id=external_id, callback_url=callback_url)
-        # Safe to resend: ATOL keys documents by external_id (§2.4).
+        # Safe to resend: ATOL keys documents by external_id.
         response, data = self._call(
             "POST", f"/{self.group_code}/{operation}", body, idempotent=True
         )
@@ -411,7 +374,8 @@ class AtolClient:
             payload = data.get("payload")
             if not isinstance(payload, dict):
                 raise ProviderError("bad_response", "done without payload", provider=PROVIDER)
-            return RegisterResult(DONE, ext, uuid, fiscal=parse_payload(payload), raw=data)
+            return RegisterResult(DONE, ext, uuid, raw=data,
+                                  fiscal=parse_payload(payload, provider=PROVIDER))
         if status == WAIT:
             return RegisterResult(WAIT, ext, uuid, raw=data)
         if status == FAIL:
@@ -419,49 +383,3 @@ class AtolClient:
             return RegisterResult(FAIL, ext, uuid, error=_fail_text(code, text), raw=data)
         raise ProviderError("bad_response", f"unknown report status {status!r}",
                             provider=PROVIDER)
-
-
-def parse_payload(payload: dict[str, Any]) -> FiscalData:
-    """ATOL's report ``payload`` (fiscal requisites) -> FiscalData; bad_response if unusable."""
-    def text(name: str, required: bool = False) -> str | None:
-        value = payload.get(name)
-        if value in (None, ""):
-            if required:
-                raise ProviderError("bad_response", f"payload.{name} is missing",
-                                    provider=PROVIDER)
-            return None
-        return str(value)
-
-    def number(name: str, required: bool = False) -> int | None:
-        value = text(name, required)
-        if value is None:
-            return None
-        try:
-            return int(Decimal(value))
-        except (InvalidOperation, ValueError) as exc:
-            raise ProviderError("bad_response", f"payload.{name} is not a number",
-                                provider=PROVIDER) from exc
-
-    try:
-        moment = parse_atol_time(payload.get("receipt_datetime"))
-    except ValueError as exc:
-        raise ProviderError("bad_response", "payload.receipt_datetime is not a time",
-                            provider=PROVIDER) from exc
-    try:
-        total = parse_rubles(Decimal(str(payload.get("total"))))
-    except (InvalidOperation, MoneyError) as exc:
-        raise ProviderError("bad_response", "payload.total is not an amount",
-                            provider=PROVIDER) from exc
-    return FiscalData(
-        fn_number=text("fn_number", True) or "",
-        fiscal_document_number=number("fiscal_document_number", True) or 0,
-        fiscal_document_attribute=number("fiscal_document_attribute", True) or 0,
-        receipt_datetime=moment,
-        total_kopecks=total,
-        shift_number=number("shift_number"),
-        fiscal_receipt_number=number("fiscal_receipt_number"),
-        ecr_registration_number=text("ecr_registration_number"),
-        fns_site=text("fns_site"),
-        ofd_inn=text("ofd_inn"),
-        ofd_receipt_url=text("ofd_receipt_url"),
-    )

@@ -11,7 +11,7 @@ Every draft returned satisfies (checked by :func:`_check`, which raises ReceiptE
   0 < quantity <= 99 999 999; 0 < amount <= 4 294 967 300; known vat / payment_object /
   measure / payment_method; and
   ``amount == round_half_up(price × quantity / 1000)`` exactly, because registers and
-  Raiffeisen check price × quantity against the sum (fiscal.md §1.3, §2.2, §4).
+  Raiffeisen check price × quantity against the sum (ATOL Online v5, the Raiffeisen receipts API).
 
 Names are normalized the same way everywhere: whitespace runs collapse to one space, the
 result is cut to 128 characters and stripped. Refund lines copy the sale line's normalized
@@ -19,12 +19,12 @@ name, vat, payment_object, measure and payment_method.
 
 Rounding and splitting rules
 ----------------------------
-``round_half_up`` is ``(2·price·qty + 1000) // 2000`` (same result as
-``app.orders.services.line_amount``). For a line amount ``s`` and a quantity ``k`` the
-prices that give exactly ``s`` are the integers in
-``[ceil((1000s − 500)/k), ceil((1000s + 500)/k) − 1]``; for ``k <= 1000`` that range is
-never empty, so any amount can be written on one line with a quantity of at most one unit
-(the price is then capped by 4 294 967 300, which needs ``k >= need(s) ≈ 1000·s / 4.29e9``).
+``round_half_up`` is ``(2·price·qty + 1000) // 2000``: :func:`app.receipt_lines.line_amount`,
+which checkout uses too. For a line amount ``s`` and a quantity ``k`` the prices that
+give exactly ``s`` are the integers in ``[ceil((1000s − 500)/k), ceil((1000s + 500)/k) − 1]``;
+for ``k <= 1000`` that range is never empty, so any amount can be written on one line with
+a quantity of at most one unit (the price is then capped by 4 294 967 300, which needs
+``k >= need(s) ≈ 1000·s / 4.29e9``).
 Among the valid prices the sale line's own price is taken when it is one of them, so a
 refund line shows the original price whenever that is exact; otherwise the valid price
 nearest the exact unit price ``1000·s / k``.
@@ -85,29 +85,28 @@ from dataclasses import replace
 
 from app.fiscal.receipt import (
     ELECTRONIC,
+    SELL,
+    SELL_REFUND,
+    Company,
+    ReceiptDraft,
+    ReceiptLine,
+)
+from app.receipt_lines import (
+    FULL_PAYMENT,
     MAX_LINES,
     MAX_NAME,
     MAX_PRICE_KOPECKS,
     MAX_QUANTITY_MILLI,
     MEASURES,
+    PAYMENT_METHODS,
     PAYMENT_OBJECTS,
-    SELL,
-    SELL_REFUND,
+    UNIT,
     VAT_RATES,
-    Company,
-    ReceiptDraft,
-    ReceiptLine,
+    line_amount,
 )
 
-# Tag 1214 (fiscal.md §4).
-PAYMENT_METHODS = (
-    "full_prepayment", "prepayment", "advance", "full_payment", "partial_payment",
-    "credit", "credit_payment",
-)
-FULL_PAYMENT = "full_payment"
-MAX_TOTAL_KOPECKS = 9_999_999_999  # Raiffeisen `total` decimal(8,2) (fiscal.md §1.3)
-MAX_CONTACT = 64                   # ATOL client.email / client.phone (fiscal.md §2.2)
-UNIT = 1000                        # one unit in thousandths
+MAX_TOTAL_KOPECKS = 9_999_999_999  # Raiffeisen `total` decimal(8,2) (its receipts API)
+MAX_CONTACT = 64                   # ATOL client.email / client.phone (ATOL Online v5)
 
 
 class ReceiptError(ValueError):
@@ -123,11 +122,6 @@ class ReceiptError(ValueError):
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _amount(price_kopecks: int, quantity_milli: int) -> int:
-    """round_half_up(price × quantity / 1000) for non-negative integers."""
-    return (2 * price_kopecks * quantity_milli + UNIT) // (2 * UNIT)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -214,9 +208,9 @@ def _check_line(line: ReceiptLine, where: str, code: str = "bad_line") -> None:
     if not 0 < quantity <= MAX_QUANTITY_MILLI:
         raise ReceiptError(f"{where}: the quantity must be 1..{MAX_QUANTITY_MILLI} "
                            "thousandths", code)
-    if amount != _amount(price, quantity):
+    if amount != line_amount(price, quantity):
         raise ReceiptError(f"{where}: the amount {amount} is not price × quantity "
-                           f"({_amount(price, quantity)})", code)
+                           f"({line_amount(price, quantity)})", code)
     if not 0 < amount <= MAX_PRICE_KOPECKS:
         raise ReceiptError(f"{where}: the amount must be 1..{MAX_PRICE_KOPECKS} kopecks", code)
     if line.vat not in VAT_RATES:
@@ -231,7 +225,7 @@ def _check_line(line: ReceiptLine, where: str, code: str = "bad_line") -> None:
 
 def _priced(source: ReceiptLine, price: int, quantity: int) -> ReceiptLine:
     return replace(source, price_kopecks=price, quantity_milli=quantity,
-                   amount_kopecks=_amount(price, quantity))
+                   amount_kopecks=line_amount(price, quantity))
 
 
 def _contact(value: str | None, what: str) -> str | None:
@@ -471,9 +465,9 @@ def _split(source: ReceiptLine, amount: int, quantity: int) -> list[ReceiptLine]
     if highest < 1:
         return None
     price = min(source.price_kopecks, highest)
-    if _amount(price, head) < 1:
+    if line_amount(price, head) < 1:
         price = highest
-    first = _amount(price, head)
+    first = line_amount(price, head)
     if first < 1:
         return None
     return [_priced(source, price, head), _priced(source, amount - first, UNIT)]
@@ -520,7 +514,7 @@ def refund_by_lines(sale_lines: Sequence[ReceiptLine], selection: Sequence[tuple
         if quantity == quantity_left:
             amount = amount_left
         else:
-            nominal = _amount(source.price_kopecks, quantity)
+            nominal = line_amount(source.price_kopecks, quantity)
             if nominal == 0:
                 raise ReceiptError(f"sale line {index}: {quantity} thousandths are worth "
                                    "0 kopecks", "bad_selection")

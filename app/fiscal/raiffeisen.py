@@ -1,4 +1,4 @@
-"""Raiffeisen fiscal API client (reference/fiscal.md §1): the bank talks to the register.
+"""Raiffeisen fiscal API client (the bank's receipts API): the bank talks to the register.
 
 Save (POST, an upsert keyed by ``receiptNumber``) -> register (PUT) -> poll (GET). After the
 PUT the receipt is frozen and both calls answer 409 RECEIPT_STATUS_CONFLICT, which here
@@ -11,7 +11,6 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.fiscal.atol import parse_payload, quantity
 from app.fiscal.receipt import (
     DONE,
     FAIL,
@@ -23,6 +22,7 @@ from app.fiscal.receipt import (
     ReceiptDraft,
     RegisterResult,
 )
+from app.fiscal.wire import json_object, parse_payload, quantity
 from app.httpclient import HttpClient, HttpResponse, ProviderError
 from app.money import MoneyError, parse_rubles, to_decimal
 
@@ -33,7 +33,7 @@ BASE_PATH = "/api/fiscal/v1/receipts"
 RECEIPT_TYPES = {SELL: "sell", SELL_REFUND: "refund"}
 STATUS_CONFLICT = "RECEIPT_STATUS_CONFLICT"
 VALIDATION_FAILED = "RECEIPT_VALIDATION_FAILED"
-#: NEW (saved, editable), AWAITING, IN_PROGRESS -> still waiting; DONE; FAILED (§1.5).
+#: NEW (saved, editable), AWAITING, IN_PROGRESS -> still waiting; DONE; FAILED.
 STATUSES = {"NEW": WAIT, "AWAITING": WAIT, "IN_PROGRESS": WAIT, "DONE": DONE, "FAILED": FAIL}
 #: The sandbox's DONE answer adds fiscal requisites under this key (ATOL payload names).
 FISCAL_KEY = "fiscalData"
@@ -141,11 +141,7 @@ class RaiffeisenReceiptsClient:
             method, path, json_body=body,
             headers={"Authorization": f"Bearer {self._secret_key}"}, idempotent=idempotent,
         )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        return response, data if isinstance(data, dict) else None
+        return response, json_object(response)
 
     @staticmethod
     def _error(response: HttpResponse, data: dict[str, Any] | None, what: str) -> ProviderError:
@@ -259,7 +255,7 @@ class RaiffeisenReceiptsClient:
                                   error=f"FAILED {reason}".strip(), raw=data)
         fiscal: FiscalData | None = None
         if status == DONE and isinstance(data.get(FISCAL_KEY), dict):
-            fiscal = parse_payload(data[FISCAL_KEY])
+            fiscal = parse_payload(data[FISCAL_KEY], provider=PROVIDER)
         return RegisterResult(status, external_id, number, fiscal=fiscal, raw=data,
                               total_kopecks=_kopecks(data.get("total")),
                               lines=_answered_lines(data.get("items")))

@@ -1,7 +1,8 @@
 """Plain receipt types shared by the builder, the providers and the services.
 
 Money is integer kopecks, quantities integer thousandths; providers turn them into the
-decimal strings of their wire formats. Nothing here knows Flask or the database.
+decimal strings of their wire formats. Nothing here knows Flask or the database. What a
+line may say (VAT rates, measures, payment objects, limits) is app/receipt_lines.py.
 """
 
 from __future__ import annotations
@@ -10,35 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.receipt_lines import FULL_PAYMENT
+
 SELL = "sell"                # чек прихода (tag 1054 = 1)
 SELL_REFUND = "sell_refund"  # чек возврата прихода (tag 1054 = 2)
 
-# VAT rates (tag 1199) in ATOL's naming. The 2025-2026 rates (5, 7, 22 and their
-# calculated variants) are here so a shop can switch without a code change.
-VAT_RATES = (
-    "none", "vat0", "vat5", "vat7", "vat10", "vat20", "vat22",
-    "vat105", "vat107", "vat110", "vat120", "vat122",
-)
-# Measure units (ФФД 1.2 tag 2108): our names -> ATOL v5 codes.
-MEASURES = {
-    "piece": 0, "gram": 10, "kilogram": 11, "ton": 12, "centimeter": 20, "decimeter": 21,
-    "meter": 22, "square_centimeter": 30, "square_decimeter": 31, "square_meter": 32,
-    "milliliter": 40, "liter": 41, "cubic_meter": 42, "kilowatt_hour": 50, "gigacalorie": 51,
-    "day": 70, "hour": 71, "minute": 72, "second": 73, "kilobyte": 80, "megabyte": 81,
-    "gigabyte": 82, "terabyte": 83, "other": 255,
-}
-# Payment object (tag 1212): our names -> ATOL v5 integer codes.
-PAYMENT_OBJECTS = {
-    "commodity": 1, "excise": 2, "job": 3, "service": 4, "payment": 10, "another": 13,
-}
-MAX_NAME = 128
-# ATOL's JSON schema (v4.6 `number_price`, kept in v5): price <= 42 949 673 ₽. The PDF's
-# prose says 42 949 672,95; the schema is what the service validates against. A line's sum
-# is held to the same ceiling (the schema allows 100 000 000 ₽), which the refund
-# arithmetic of app/fiscal/builder.py relies on.
-MAX_PRICE_KOPECKS = 4_294_967_300     # 42 949 673,00 ₽ (tag 1079)
-MAX_QUANTITY_MILLI = 99_999_999       # 99 999,999 (tag 1023; schema <= 100 000)
-MAX_LINES = 100
 ELECTRONIC = 1  # payments[].type: безналичные (SBP is 1)
 
 
@@ -61,7 +38,7 @@ class ReceiptLine:
     vat: str = "none"
     payment_object: str = "commodity"
     measure: str = "piece"
-    payment_method: str = "full_payment"
+    payment_method: str = FULL_PAYMENT
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
+from app.models.base import TimestampMixin
 
 # VAT is stored as ATOL's name for the rate (tag 1199), a plain string, so a new rate is a
-# change of app/fiscal/receipt.py (a constants module), not a migration.
-from app.fiscal.receipt import VAT_RATES
-from app.models.base import TimestampMixin
+# change of app/receipt_lines.py (the line vocabulary), not a migration.
+from app.receipt_lines import VAT_RATES
 
 __all__ = ["VAT_RATES", "Product"]
 
@@ -27,7 +27,7 @@ class Product(TimestampMixin, db.Model):
     price_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
     vat: Mapped[str] = mapped_column(sa.String(8), default="none")
     payment_object: Mapped[str] = mapped_column(sa.String(32), default="commodity")
-    # Our measure names (app/fiscal/receipt.py MEASURES): "square_centimeter" has 17 letters.
+    # Our measure names (app/receipt_lines.py MEASURES): "square_centimeter" has 17 letters.
     measure: Mapped[str] = mapped_column(sa.String(24), default="piece")
     is_active: Mapped[bool] = mapped_column(default=True)
 

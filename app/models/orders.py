@@ -101,7 +101,7 @@ class OrderItem(db.Model):
     amount_kopecks: Mapped[int] = mapped_column(sa.BigInteger)
     vat: Mapped[str] = mapped_column(sa.String(8), default="none")
     payment_object: Mapped[str] = mapped_column(sa.String(32), default="commodity")
-    # Our measure names (app/fiscal/receipt.py MEASURES): "square_centimeter" has 17 letters.
+    # Our measure names (app/receipt_lines.py MEASURES): "square_centimeter" has 17 letters.
     measure: Mapped[str] = mapped_column(sa.String(24), default="piece")
 
     order: Mapped[Order] = relationship(back_populates="items")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -14,9 +13,10 @@ from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal import check_line
 from app.fiscal.builder import ReceiptError, check_sale_lines
-from app.fiscal.receipt import MAX_LINES, MAX_PRICE_KOPECKS, MAX_QUANTITY_MILLI, ReceiptLine
+from app.fiscal.receipt import ReceiptLine
 from app.models import Order, OrderChannel, OrderItem, Product
 from app.money import format_rubles
+from app.receipt_lines import MAX_LINES, MAX_PRICE_KOPECKS, MAX_QUANTITY_MILLI, line_amount
 
 logger = logging.getLogger(__name__)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -34,12 +34,6 @@ class Line:
     vat: str = "none"
     payment_object: str = "commodity"
     measure: str = "piece"
-
-
-def line_amount(price_kopecks: int, quantity_milli: int) -> int:
-    """price × quantity in kopecks, rounded half-up as a register rounds (tag 1043)."""
-    exact = Decimal(price_kopecks) * Decimal(quantity_milli) / Decimal(1000)
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def catalog_lines(cart: list[tuple[int, int]]) -> list[Line]:

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.errors import ValidationError
 from app.money import format_rubles
-from app.orders.services import MAX_PRICE_KOPECKS
+from app.receipt_lines import MAX_PRICE_KOPECKS
 
 MAX_TTL_MINUTES = 60 * 24 * 3  # the bank's own default lifetime of a dynamic QR
 # One sum is one receipt line for the register (tag 1079), whatever took the payment.
