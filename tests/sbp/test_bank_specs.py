@@ -25,7 +25,7 @@ from app.models import utcnow
 from app.sandbox import SandboxSettings, start_sandbox
 from app.sbp.raiffeisen import RaiffeisenClient
 
-SPECS = Path(__file__).parent / "specs" / "raiffeisen"
+SPECS = Path(__file__).parent.parent / "specs" / "raiffeisen"
 AUTH = {"Authorization": f"Bearer {SANDBOX_SECRET_KEY}"}
 
 

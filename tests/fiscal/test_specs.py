@@ -25,7 +25,7 @@ from app.fiscal.receipt import SELL, SELL_REFUND, WAIT, Company, ReceiptDraft, R
 from app.httpclient import HttpClient, dumps
 from app.sandbox import SandboxServer, SandboxSettings, start_sandbox
 
-SPECS = Path(__file__).parent / "specs"
+SPECS = Path(__file__).parent.parent / "specs"
 SECRET = "specs-secret"
 LOGIN, PASSWORD, GROUP = "v5-online-atol-ru", "zUr0OxfI", "v5-online-atol-ru_5179"
 COMPANY = Company(inn="5544332219", email="shop@example.com", sno="usn_income",
