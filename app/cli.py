@@ -20,10 +20,13 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def _database_errors():
-    """A database that cannot be reached ends the command with one line, not a traceback."""
+def _one_line_errors():
+    """A refusal of Kassa's or a database that cannot be reached ends the command with one
+    line, not a traceback."""
     try:
         yield
+    except KassaError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     except (*DATABASE_UNAVAILABLE, sa.exc.ProgrammingError) as exc:
         if isinstance(exc, sa.exc.ProgrammingError) and not is_missing_table(exc):
             raise
@@ -32,18 +35,18 @@ def _database_errors():
 
 
 class KassaGroup(AppGroup):
-    """A group of commands that report an unreachable database in one line."""
+    """A group of commands that report a refusal or an unreachable database in one line."""
 
     def invoke(self, ctx: click.Context):
-        with _database_errors():
+        with _one_line_errors():
             return super().invoke(ctx)
 
 
 class KassaCommand(click.Command):
-    """A command that reports an unreachable database in one line."""
+    """A command that reports a refusal or an unreachable database in one line."""
 
     def invoke(self, ctx: click.Context):
-        with _database_errors():
+        with _one_line_errors():
             return super().invoke(ctx)
 
 
@@ -81,22 +84,19 @@ def qr_create(kind: str, amount: str | None, ttl: int | None, description: str |
     from app.sbp.serialize import qr_to_dict
 
     kopecks = _amount(amount)
-    try:
-        _check_qr_create(kind, kopecks, ttl, description)
-        if kind == "dynamic":
+    _check_qr_create(kind, kopecks, ttl, description)
+    if kind == "dynamic":
+        order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
+                                    description=description)
+        qr = qrcodes.create_dynamic_qr(order.id, ttl_minutes=ttl)
+    elif kind == "static":
+        qr = qrcodes.create_static_qr(amount_kopecks=kopecks, description=description)
+    else:
+        qr = qrcodes.register_cash_link(description=description)
+        if kopecks is not None:
             order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
                                         description=description)
-            qr = qrcodes.create_dynamic_qr(order.id, ttl_minutes=ttl)
-        elif kind == "static":
-            qr = qrcodes.create_static_qr(amount_kopecks=kopecks, description=description)
-        else:
-            qr = qrcodes.register_cash_link(description=description)
-            if kopecks is not None:
-                order = create_amount_order(channel=OrderChannel.CLI, amount_kopecks=kopecks,
-                                            description=description)
-                qrcodes.activate_cash_link(qr.id, order.id, ttl_minutes=ttl)
-    except KassaError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+            qrcodes.activate_cash_link(qr.id, order.id, ttl_minutes=ttl)
     _print(qr_to_dict(db.session.get(type(qr), qr.id)))
 
 
@@ -148,10 +148,7 @@ def payment_refund(payment_id: int, amount: str | None, reason: str | None):
     from app.sbp.refunds import request_refund
     from app.sbp.serialize import refund_to_dict
 
-    try:
-        refund = request_refund(payment_id, _amount(amount), reason=reason)
-    except KassaError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    refund = request_refund(payment_id, _amount(amount), reason=reason)
     _print(refund_to_dict(refund))
 
 
@@ -162,10 +159,7 @@ def payment_accept(payment_id: int):
     from app.sbp.bank_events import accept_payment
     from app.sbp.serialize import payment_to_dict
 
-    try:
-        payment = accept_payment(payment_id)
-    except KassaError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    payment = accept_payment(payment_id)
     _print(payment_to_dict(payment))
 
 
@@ -189,10 +183,7 @@ def receipt_retry(receipt_id: int):
     from app.fiscal.services import retry_failed
     from app.fiscal.views import receipt_to_dict
 
-    try:
-        receipt = retry_failed(receipt_id)
-    except KassaError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    receipt = retry_failed(receipt_id)
     _print(receipt_to_dict(receipt))
 
 
@@ -202,10 +193,7 @@ def sbp_set_callback(url: str | None):
     """Register the callback URL with the bank."""
     from app.sbp.bank_events import set_callback_url
 
-    try:
-        registered = set_callback_url(url)
-    except KassaError as exc:
-        raise click.ClickException(exc.message) from exc
+    registered = set_callback_url(url)
     click.echo(f"callback URL registered: {registered}")
 
 
