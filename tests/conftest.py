@@ -105,7 +105,8 @@ def make_app(database_url, _schema):
             db.session.remove()
     if built:
         _empty_tables(built[0])
-        with built[0].app_context():
+    for app in built:  # each app has its own engine and pool
+        with app.app_context():
             db.engine.dispose()
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 import app.jobs.worker as worker_module
 from app import jobs
+from app.config import ConfigError
 from app.extensions import db
 from app.jobs.worker import Worker
 from app.models import Job, JobStatus, utcnow
@@ -609,3 +610,11 @@ def test_the_retention_is_read_from_the_environment(make_app, monkeypatch, clock
         jobs.purge_done({})
         assert old not in [r.id for r in job_rows()]
         assert [r.id for r in job_rows()] == [recent]
+
+
+def test_a_retention_under_a_day_is_refused(make_app, monkeypatch):
+    """Done jobs keep their keys, so that a repeated event adds nothing: never purge them
+    at once."""
+    monkeypatch.setenv("JOB_RETENTION_DAYS", "0")
+    with pytest.raises(ConfigError, match="JOB_RETENTION_DAYS must be at least 1, got 0"):
+        make_app()

@@ -172,12 +172,13 @@ class Worker:
 
     def _give_back(self, job_ids: list[int]) -> None:
         """Jobs claimed but not started (the worker is stopping) are due again at once for
-        any worker, instead of waiting out the lease, and keep their attempt."""
+        any worker, in their place in the queue, instead of waiting out the lease; they keep
+        their attempt."""
         now = utcnow()
         db.session.execute(
             self._ours(sa.update(Job), *job_ids)
             .values(status=JobStatus.QUEUED, attempts=Job.attempts - 1, locked_by=None,
-                    locked_until=None, run_at=now, updated_at=now))
+                    locked_until=None, updated_at=now))
         db.session.commit()
 
     # -- running one job ---------------------------------------------------------------------
