@@ -24,7 +24,8 @@ def create_app(config: dict | None = None) -> Flask:
     configure_logging(app)
     register_extensions(app)
     register_models(app)
-    register_rooms(app)
+    register_jobs(app)
+    register_features(app)
     register_health(app)
     register_template_filters(app)
     register_error_handlers(app)
@@ -75,7 +76,15 @@ def register_models(app: Flask) -> None:
     import app.models  # noqa: F401 - registers the tables with the metadata
 
 
-def register_rooms(app: Flask) -> None:
+def register_jobs(app: Flask) -> None:
+    """The app's job registry; the features below add their handlers and periodic jobs."""
+    from app import jobs
+
+    jobs.init_app(app)
+
+
+def register_features(app: Flask) -> None:
+    """Payments (SBP) and receipts (fiscal): each adds its provider, routes and jobs."""
     from app import fiscal, sbp
 
     sbp.init_app(app)

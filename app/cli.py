@@ -199,17 +199,15 @@ def sbp_set_callback(url: str | None):
 
 @click.command("worker", cls=KassaCommand)
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
-@click.option("--batch", default=50, show_default=True, type=click.IntRange(min=1),
-              help="The most jobs one claim takes (quick jobs; slow ones go fewer at a time).")
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(min=1),
+              help="The most jobs one claim takes.")
 def worker_command(burst: bool, batch: int):
     """Run queued jobs and the periodic reconciler until stopped."""
     from app.jobs.worker import Worker
 
     worker = Worker(current_app._get_current_object(), batch=batch)
     if burst:
-        worker.arm_periodic()
-        while worker.run_once():
-            pass
+        worker.run(burst=True)
         return
 
     def stop(signum, _frame):

@@ -139,6 +139,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 12),
         # First retry delay of a failed job; it doubles with each attempt, up to an hour.
         "JOB_BACKOFF_SECONDS": _int("JOB_BACKOFF_SECONDS", 2),
+        # Done jobs are deleted this many days after they finished; dead ones are kept.
+        "JOB_RETENTION_DAYS": _int("JOB_RETENTION_DAYS", 14),
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 15),
         # A QR still open this long after creation without a callback is asked about.
         "RECONCILE_QR_AFTER_SECONDS": _int("RECONCILE_QR_AFTER_SECONDS", 60),
@@ -162,6 +164,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         cfg["WTF_CSRF_ENABLED"] = False
 
     cfg.update(overrides)
+    if cfg["JOB_RETENTION_DAYS"] < 1:
+        # A repeated event finds its done job (by key) and adds nothing: keep them a while.
+        raise ConfigError(f"JOB_RETENTION_DAYS must be at least 1, got {cfg['JOB_RETENTION_DAYS']}")
     if production:
         _check_production(cfg, secret_key_given=bool(secret_key) or "SECRET_KEY" in overrides)
     return cfg

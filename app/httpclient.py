@@ -27,6 +27,7 @@ class ProviderError(Exception):
     :param code: the provider's own error code ("ERROR.REFUND_INSUFFICIENT_FUNDS"), or
         "network" / "timeout" / "http_<status>" / "bad_response" when it gave none.
     :param retryable: True when the same call may succeed later (network, 5xx).
+    :param retry_after: seconds to wait before that call, when the provider says so.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class ProviderError(Exception):
         provider: str = "",
         status: int | None = None,
         retryable: bool = False,
+        retry_after: float | None = None,
     ):
         super().__init__(f"{provider} {code}: {message}" if provider else f"{code}: {message}")
         self.code = code
@@ -44,6 +46,7 @@ class ProviderError(Exception):
         self.provider = provider
         self.status = status
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

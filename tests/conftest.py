@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from app import create_app
-from app import jobs as jobs_registry
 from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
 from app.extensions import db
 from app.jobs.worker import Worker
@@ -106,7 +105,8 @@ def make_app(database_url, _schema):
             db.session.remove()
     if built:
         _empty_tables(built[0])
-        with built[0].app_context():
+    for app in built:  # each app has its own engine and pool
+        with app.app_context():
             db.engine.dispose()
 
 
@@ -115,18 +115,6 @@ def app(make_app):
     app = make_app()
     with app.app_context():
         yield app
-
-
-@pytest.fixture(autouse=True)
-def _clean_job_registry():
-    """Tests may subscribe handlers to events; leave the registry as the app made it."""
-    subscribers = {k: list(v) for k, v in jobs_registry._subscribers.items()}
-    handlers = dict(jobs_registry._handlers)
-    yield
-    jobs_registry._subscribers.clear()
-    jobs_registry._subscribers.update(subscribers)
-    jobs_registry._handlers.clear()
-    jobs_registry._handlers.update(handlers)
 
 
 class LiveServer:

@@ -48,9 +48,10 @@ def create_app():
     from app import create_app as create_kassa_app
 
     app = create_kassa_app({"WORKER_IDLE_SLEEP": 0.05})
+    registry = jobs.registry(app)
     # Only the job under test: no reconciler rows, no calls to a bank or ATOL on loopback.
-    jobs._periodic.clear()
-    jobs.handler(SLOW_MARKER)(slow_marker)
+    registry.periodic_jobs.clear()
+    registry.handler(SLOW_MARKER, slow_marker)
     return app
 
 

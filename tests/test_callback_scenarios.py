@@ -199,12 +199,8 @@ def _run(app, scenario: str) -> list[str]:
 
 
 @pytest.fixture
-def subscribed():
-    @jobs.handler("test.on_paid")
-    def on_paid(payload):
-        pass
-
-    jobs.subscribe("payment.paid", "test.on_paid")
+def subscribed(app):
+    jobs.registry(app).subscribe("payment.paid", "test.on_paid", lambda payload: None)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

@@ -35,11 +35,7 @@ def paid_jobs(stack):
     """A recording subscriber of "payment.paid", standing in for receipts and Telegram."""
     seen: list[dict] = []
 
-    @jobs.handler("test.record_paid")
-    def record(payload):
-        seen.append(payload)
-
-    jobs.subscribe("payment.paid", "test.record_paid")
+    jobs.registry(stack.app).subscribe("payment.paid", "test.record_paid", seen.append)
     return seen
 
 

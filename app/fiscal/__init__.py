@@ -54,15 +54,14 @@ def init_app(app: Flask) -> None:
                           f"{', '.join(PROVIDERS)}, none")
     app.extensions["kassa.fiscal"] = None if name == "none" else PROVIDERS[name](app.config)
     app.register_blueprint(bp, url_prefix="/fiscal")
+    registry = jobs.registry(app)
     for job_name, fn in HANDLERS.items():
-        jobs.handler(job_name)(fn)
+        registry.handler(job_name, fn)
     if name == "none":
-        jobs.unsubscribe("payment.paid", "fiscal.sell")
-        jobs.unsubscribe("refund.completed", "fiscal.refund")
         return
-    jobs.subscribe("payment.paid", "fiscal.sell")
-    jobs.subscribe("refund.completed", "fiscal.refund")
-    jobs.periodic("fiscal.reconcile", app.config["RECONCILE_INTERVAL_SECONDS"])
+    registry.subscribe("payment.paid", "fiscal.sell")
+    registry.subscribe("refund.completed", "fiscal.refund")
+    registry.periodic("fiscal.reconcile", app.config["RECONCILE_INTERVAL_SECONDS"])
 
 
 def get_register() -> FiscalProvider | None:

@@ -78,12 +78,12 @@ class AtolClient:
     :param login: integrator login; :param password: its password (never logged).
     :param group_code: the KKT group, e.g. ``v5-online-atol-ru_5179``.
     :param clock: monotonic seconds; drives the token lifetime and the report throttle.
-    :param sleep: how the report throttle waits (tests pass a fake with a fake clock).
     :param http: a ready HttpClient (tests pass one with a short backoff).
 
     Thread-safe: one token is cached per instance (fetched under a lock, renewed after
     23 h, or at once when ATOL answers 401 / error 10 or 11, after which the call is repeated
-    once), and report requests of one instance are spaced at least 1 s apart.
+    once), and report requests of one instance are spaced at least 1 s apart: one asked
+    sooner is not sent (ProviderError ``too_soon`` says when to ask again).
     """
 
     name = PROVIDER
@@ -102,7 +102,6 @@ class AtolClient:
         *,
         timeout: tuple[float, float] = (3.05, 15),
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
         http: HttpClient | None = None,
     ):
         self.login = login
@@ -110,7 +109,6 @@ class AtolClient:
         self.group_code = group_code
         self.http = http or HttpClient(base_url, provider=PROVIDER, timeout=timeout)
         self._clock = clock
-        self._sleep = sleep
         self._token_lock = threading.Lock()
         self._token: str | None = None
         self._token_at = 0.0
@@ -193,16 +191,20 @@ class AtolClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _throttle(self, uuid: str) -> None:
-        """Space report requests for one document at least REPORT_INTERVAL_SECONDS apart
-        (sleeps the rest). Different documents are not held back by each other."""
+        """Space report requests for one document at least REPORT_INTERVAL_SECONDS apart.
+        Different documents are not held back by each other.
+
+        :raises ProviderError: ``too_soon`` (retryable, with ``retry_after``) when this
+            document was asked about less than REPORT_INTERVAL_SECONDS ago.
+        """
         with self._report_lock:
             now = self._clock()
             last = self._last_report.get(uuid)
-            if last is not None:
+            if last is not None and now - last < REPORT_INTERVAL_SECONDS:
                 wait = last + REPORT_INTERVAL_SECONDS - now
-                if wait > 0:
-                    self._sleep(wait)
-                now = max(self._clock(), last + REPORT_INTERVAL_SECONDS)
+                raise ProviderError("too_soon", f"report {uuid} asked again within "
+                                    f"{REPORT_INTERVAL_SECONDS:g} s; ask in {wait:.2f} s",
+                                    provider=PROVIDER, retryable=True, retry_after=wait)
             self._last_report[uuid] = now
             if len(self._last_report) > 10_000:  # forget documents not polled for a minute
                 self._last_report = {k: v for k, v in self._last_report.items()
@@ -315,8 +317,8 @@ class AtolClient:
     def status(
         self, *, external_id: str, provider_id: str | None, operation: str
     ) -> RegisterResult:
-        """GET the report (throttled to 1 request/s). Error 34 (not processed yet) is WAIT:
-        never resend a document because of it."""
+        """GET the report (at most 1 request/s per document, see `_throttle`). Error 34 (not
+        processed yet) is WAIT: never resend a document because of it."""
         if not provider_id:
             raise ProviderError("no_uuid", "the document has no ATOL uuid to ask about",
                                 provider=PROVIDER)

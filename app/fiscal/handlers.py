@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.extensions import db
 from app.fiscal import services
+from app.httpclient import ProviderError
 from app.jobs import RetryJob
 from app.models import Receipt, utcnow
 
@@ -22,7 +23,14 @@ def submit(payload: dict) -> None:
 
 def poll(payload: dict) -> None:
     receipt_id = int(payload["receipt_id"])
-    if services.poll(receipt_id) == "wait":
+    try:
+        status = services.poll(receipt_id)
+    except ProviderError as exc:
+        if exc.retry_after is None:
+            raise
+        # Asked again too soon (ATOL: one report request a second per document).
+        raise RetryJob(exc.retry_after, str(exc)) from exc
+    if status == "wait":
         receipt = db.session.get(Receipt, receipt_id)
         since = receipt.submitted_at or receipt.created_at
         age = (utcnow() - since).total_seconds()

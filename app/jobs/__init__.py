@@ -1,7 +1,14 @@
-"""The outbox: enqueue() in the caller's transaction, handlers registered by name, events.
+"""The outbox: enqueue() in the caller's transaction, a job registry per app, events.
 
 A state change and the jobs it causes commit together or not at all. The worker
 (app/jobs/worker.py) runs them later, with retries; every handler must be idempotent.
+
+Each part of Kassa fills its app's registry in its `init_app`:
+
+    registry = jobs.registry(app)
+    registry.handler("fiscal.submit", submit)                  # run jobs called so
+    registry.subscribe("payment.paid", "telegram.paid", paid)  # a job per published event
+    registry.periodic("sbp.reconcile", 15, reconcile)          # one job about every 15 s
 """
 
 from __future__ import annotations
@@ -9,9 +16,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from flask import Flask, current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -21,9 +30,9 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
 
-_handlers: dict[str, Handler] = {}
-_subscribers: dict[str, list[str]] = {}
-_periodic: dict[str, float] = {}
+EXTENSION = "kassa.jobs"
+# How often done jobs older than JOB_RETENTION_DAYS are deleted.
+PURGE_INTERVAL_SECONDS = 3600
 
 
 class RetryJob(Exception):
@@ -35,45 +44,50 @@ class RetryJob(Exception):
         self.delay = delay
 
 
-def handler(name: str) -> Callable[[Handler], Handler]:
-    """Register `fn` as the handler of jobs called `name`."""
+class JobRegistry:
+    """What one app's jobs are: handlers by job name, the jobs each event causes, and the
+    jobs that run on their own every so often."""
 
-    def register(fn: Handler) -> Handler:
-        if _handlers.get(name) not in (None, fn):
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.subscribers: dict[str, list[str]] = {}
+        self.periodic_jobs: dict[str, float] = {}
+
+    def handler(self, name: str, fn: Handler | None = None):
+        """Run jobs called `name` with `fn`; without `fn`, a decorator."""
+        if fn is None:
+            return functools.partial(self.handler, name)
+        if self.handlers.get(name) not in (None, fn):
             raise RuntimeError(f"job handler {name!r} registered twice")
-        _handlers[name] = fn
+        self.handlers[name] = fn
         return fn
 
-    return register
+    def subscribe(self, event: str, job_name: str, fn: Handler | None = None) -> None:
+        """When `event` is published, enqueue a `job_name` job in the same transaction;
+        `fn`, if given, becomes that job's handler."""
+        if fn is not None:
+            self.handler(job_name, fn)
+        names = self.subscribers.setdefault(event, [])
+        if job_name not in names:
+            names.append(job_name)
+
+    def periodic(self, name: str, every_seconds: float, fn: Handler | None = None) -> None:
+        """Run the job `name` about every `every_seconds`, on one worker at a time; `fn`, if
+        given, becomes its handler."""
+        if fn is not None:
+            self.handler(name, fn)
+        self.periodic_jobs[name] = every_seconds
 
 
-def get_handler(name: str) -> Handler | None:
-    return _handlers.get(name)
+def init_app(app: Flask) -> None:
+    """Give the app its (empty) job registry, and the job that forgets old done jobs."""
+    app.extensions[EXTENSION] = JobRegistry()
+    registry(app).periodic("jobs.purge_done", PURGE_INTERVAL_SECONDS, purge_done)
 
 
-def subscribe(event: str, job_name: str) -> None:
-    """When `event` is published, enqueue a `job_name` job (same transaction)."""
-    names = _subscribers.setdefault(event, [])
-    if job_name not in names:
-        names.append(job_name)
-
-
-def unsubscribe(event: str, job_name: str) -> None:
-    if job_name in _subscribers.get(event, []):
-        _subscribers[event].remove(job_name)
-
-
-def subscribers(event: str) -> list[str]:
-    return list(_subscribers.get(event, []))
-
-
-def periodic(name: str, every_seconds: float) -> None:
-    """Run the job `name` about every `every_seconds`, on one worker at a time."""
-    _periodic[name] = every_seconds
-
-
-def periodic_jobs() -> dict[str, float]:
-    return dict(_periodic)
+def registry(app: Flask | None = None) -> JobRegistry:
+    """The job registry of `app` (the current app by default)."""
+    return (app or current_app).extensions[EXTENSION]
 
 
 def enqueue(
@@ -96,7 +110,7 @@ def enqueue(
         "key": key,
         "status": JobStatus.QUEUED,
         "attempts": 0,
-        "max_attempts": max_attempts or default_max_attempts(),
+        "max_attempts": max_attempts or int(current_app.config["JOB_MAX_ATTEMPTS"]),
         "run_at": run_at or now,
         "created_at": now,
         "updated_at": now,
@@ -116,18 +130,25 @@ def _insert_statement(dialect: str):
 
 
 def publish(event: str, payload: dict[str, Any], *, key: str) -> list[str]:
-    """Enqueue one job per subscriber of `event`, keyed `<job name>:<key>`.
+    """Enqueue one job per subscriber of `event` in the current app, keyed
+    `<job name>:<key>`.
 
     :returns: the job names enqueued.
     """
-    names = subscribers(event)
+    names = list(registry().subscribers.get(event, []))
     for job_name in names:
         enqueue(job_name, payload, key=f"{job_name}:{key}")
     return names
 
 
-def default_max_attempts() -> int:
-    """JOB_MAX_ATTEMPTS of the current app (12 unless configured)."""
-    from flask import current_app
-
-    return int(current_app.config.get("JOB_MAX_ATTEMPTS", 12))
+def purge_done(payload: dict) -> None:
+    """Job `jobs.purge_done`: delete done jobs finished more than JOB_RETENTION_DAYS ago.
+    Dead jobs stay until an admin deals with them. (A deleted job's key is free again.)"""
+    days = int(current_app.config["JOB_RETENTION_DAYS"])
+    deleted = db.session.execute(
+        sa.delete(Job).where(Job.status == JobStatus.DONE,
+                             Job.finished_at < utcnow() - timedelta(days=days))
+    ).rowcount
+    db.session.commit()
+    if deleted:
+        logger.info("deleted %d done jobs older than %d days", deleted, days)

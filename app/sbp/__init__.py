@@ -39,9 +39,10 @@ def init_app(app: Flask) -> None:
     from app.sbp.routes import bp
 
     app.register_blueprint(bp, url_prefix="/sbp")
-    for name, fn in HANDLERS.items():
-        jobs.handler(name)(fn)
-    jobs.periodic("sbp.reconcile", app.config["RECONCILE_INTERVAL_SECONDS"])
+    registry = jobs.registry(app)
+    for job_name, fn in HANDLERS.items():
+        registry.handler(job_name, fn)
+    registry.periodic("sbp.reconcile", app.config["RECONCILE_INTERVAL_SECONDS"])
 
 
 def get_bank() -> SbpProvider:

@@ -54,26 +54,24 @@ def _reset(server: SandboxServer) -> None:
 
 
 class FakeTime:
-    """A monotonic clock that moves only when the throttle sleeps."""
+    """A monotonic clock that moves by hand, and by `tick` seconds at each reading."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick: float = 0.0) -> None:
         self.now = 1000.0
-        self.sleeps: list[float] = []
+        self.tick = tick
 
     def clock(self) -> float:
+        self.now += self.tick
         return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def atol_client(server: SandboxServer, fake: FakeTime | None = None, **kw: Any) -> AtolClient:
-    fake = fake or FakeTime()
+    # By default a second passes at each reading: the report throttle never refuses a poll.
+    fake = fake or FakeTime(tick=1.0)
     base = f"{server.url}/possystem/v5"
     return AtolClient(
         base, kw.pop("login", LOGIN), kw.pop("password", PASSWORD), kw.pop("group", GROUP),
-        clock=fake.clock, sleep=fake.sleep,
+        clock=fake.clock,
         http=HttpClient(base, provider="atol", backoff=0.01), **kw,
     )
 
@@ -272,27 +270,26 @@ def test_report_edge_cases(server: SandboxServer) -> None:
     assert unknown.status == WAIT  # error 34: not processed yet, never resend
 
 
-def test_report_throttle_with_fake_clock(server: SandboxServer) -> None:
+def test_a_report_asked_again_within_a_second_is_not_sent_and_says_when(
+    server: SandboxServer,
+) -> None:
+    """ATOL allows one report request a second per document: a sooner one is refused
+    before it is sent (the poll job retries then), without waiting in the caller."""
     fake = FakeTime()
     client = atol_client(server, fake)
-    for _ in range(3):
-        client.status(external_id="x", provider_id="u-1", operation=SELL)
-    assert fake.sleeps == [1.0, 1.0]
-    fake.now += 5
     client.status(external_id="x", provider_id="u-1", operation=SELL)
-    assert fake.sleeps == [1.0, 1.0]
+    fake.now += 0.25
+    with pytest.raises(ProviderError) as too_soon:
+        client.status(external_id="x", provider_id="u-1", operation=SELL)
+    assert (too_soon.value.code, too_soon.value.retryable) == ("too_soon", True)
+    assert too_soon.value.retry_after == pytest.approx(0.75)
+    assert fake.now == 1000.25  # nobody waited
+    assert state(server)["requests"]["atol.report"] == 1
     # Another document is not held back by the first one's pace.
     client.status(external_id="y", provider_id="u-2", operation=SELL)
-    assert fake.sleeps == [1.0, 1.0]
-
-
-def test_report_throttle_in_real_time(server: SandboxServer) -> None:
-    client = AtolClient(f"{server.url}/possystem/v5", LOGIN, PASSWORD, GROUP)
+    fake.now += 0.75
     client.status(external_id="x", provider_id="u-1", operation=SELL)
-    started = time.monotonic()
-    client.status(external_id="x", provider_id="u-1", operation=SELL)
-    assert time.monotonic() - started >= 0.95
-    assert state(server)["requests"]["atol.report"] == 2
+    assert state(server)["requests"]["atol.report"] == 3
 
 
 class Receiver:

@@ -8,7 +8,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -29,10 +29,13 @@ from app.fiscal.receipt import (
     ReceiptLine,
     RegisterResult,
 )
-from app.jobs import subscribe
+from app.httpclient import ProviderError
+from app.jobs import enqueue, registry
+from app.jobs.worker import Worker
 from app.models import (
     Installation,
     Job,
+    JobStatus,
     OrderChannel,
     OrderItem,
     Payment,
@@ -44,6 +47,7 @@ from app.models import (
     Receipt,
     ReceiptStatus,
     install_id,
+    utcnow,
 )
 from app.orders.services import Line, create_order
 from app.receipt_lines import MEASURES
@@ -116,8 +120,8 @@ def _failed_events() -> list[int]:
 
 
 @pytest.fixture
-def failed_events():
-    subscribe("receipt.failed", "test.receipt_failed")
+def failed_events(app):
+    registry(app).subscribe("receipt.failed", "test.receipt_failed")
     return _failed_events
 
 
@@ -357,3 +361,35 @@ def test_an_atol_callback_without_external_id_is_matched_by_uuid(app) -> None:
                         "status": "done"}).encode()
     with pytest.raises(NotFoundError):
         fiscal.handle_atol_callback(other)
+
+
+# ------------------------------------------------------------------ polling the register
+
+
+def test_a_report_asked_too_soon_is_asked_again_after_the_delay_without_using_an_attempt(
+        app) -> None:
+    """ATOL takes one report request a second per document; its client refuses a sooner
+    one, and the poll job comes back when the register said, with its attempts intact."""
+
+    class TooSoon(ScriptedRegister):
+        def status(self, *, external_id: str, provider_id, operation: str) -> RegisterResult:
+            raise ProviderError("too_soon", "asked again within 1 s", provider="atol",
+                                retryable=True, retry_after=0.75)
+
+    _use(app, TooSoon(_done_as_sent))
+    receipt = fiscal.create_sale_receipt(_paid())
+    receipt.set_status(ReceiptStatus.WAIT)
+    receipt.provider_id = "5c7e3f2a-0000-4000-8000-000000000001"
+    db.session.execute(sa.delete(Job))
+    enqueue("fiscal.poll", {"receipt_id": receipt.id}, max_attempts=1)
+    db.session.commit()
+
+    before = utcnow()
+    assert Worker(app, worker_id="w").run_once() == 1
+    after = utcnow()
+
+    job = db.session.scalars(sa.select(Job)).one()
+    assert (job.status, job.attempts) == (JobStatus.QUEUED, 0)
+    assert before + timedelta(seconds=0.75) <= job.run_at <= after + timedelta(seconds=0.75)
+    assert "too_soon" in job.last_error
+    assert db.session.get(Receipt, receipt.id).status == ReceiptStatus.WAIT
