@@ -569,9 +569,10 @@ def main(argv: list[str] | None = None) -> int:
 
         from app import jobs
 
-        importlib.import_module(args.app_module)  # what the servers run: its subscribers
+        module = importlib.import_module(args.app_module)  # what the servers run
 
-        report["payment_paid_subscribers"] = jobs.subscribers("payment.paid")
+        report["payment_paid_subscribers"] = jobs.registry(module.app).subscribers.get(
+            "payment.paid", [])
         report["code"] = code_version()
         transaction_base = int(time.time() * 1000)
         callbacks = [callback_req(s, transaction_base + i, SANDBOX_MERCHANT_ID,

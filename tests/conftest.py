@@ -4,47 +4,17 @@ HTTP, the app served on loopback for the bank's callbacks, and a worker thread."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import tempfile
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
 from app.extensions import db
 from app.jobs.worker import Worker
 from app.sandbox import SandboxSettings, start_sandbox
-
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05):
-    """Poll `predicate` until it returns something truthy; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def decode_qr(png: bytes) -> str:
-    """What a phone camera reads from a QR image (zbarimg, Debian's zbar-tools)."""
-    with tempfile.NamedTemporaryFile(suffix=".png") as image:
-        image.write(png)
-        image.flush()
-        out = subprocess.run(["zbarimg", "-q", "--raw", image.name], capture_output=True,
-                             text=True, check=True, timeout=20)
-    return out.stdout.strip()
+from tests.helpers import TEST_DATABASE_URL, LiveServer, empty_tables
 
 
 @pytest.fixture(scope="session")
@@ -65,18 +35,6 @@ def _schema(database_url):
     with app.app_context():
         db.drop_all()
         db.engine.dispose()
-
-
-def _empty_tables(app) -> None:
-    with app.app_context():
-        tables = list(reversed(db.metadata.sorted_tables))
-        if db.engine.dialect.name == "postgresql":
-            names = ", ".join(t.name for t in tables)
-            db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                db.session.execute(table.delete())
-        db.session.commit()
 
 
 @pytest.fixture
@@ -104,7 +62,7 @@ def make_app(database_url, _schema):
         with app.app_context():
             db.session.remove()
     if built:
-        _empty_tables(built[0])
+        empty_tables(built[0])
     for app in built:  # each app has its own engine and pool
         with app.app_context():
             db.engine.dispose()
@@ -115,20 +73,6 @@ def app(make_app):
     app = make_app()
     with app.app_context():
         yield app
-
-
-class LiveServer:
-    """A WSGI app served by werkzeug on 127.0.0.1 in a thread."""
-
-    def __init__(self, wsgi_app):
-        self.server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass

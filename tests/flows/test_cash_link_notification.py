@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import Order, OrderChannel, OrderStatus, Payment
 from app.orders.services import create_amount_order
 from app.sbp import qrcodes
-from tests.conftest import LiveServer, wait_for
+from tests.helpers import LiveServer, wait_for
 
 
 class _Hook:

@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.orders.services import Line, create_order
 from app.sbp import qrcodes, refunds
-from tests.conftest import decode_qr, wait_for
+from tests.helpers import decode_qr, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ from app.models import (
 from app.orders.services import create_amount_order
 from app.sbp import bank_events, get_bank, qrcodes, reconciliation, refunds
 from app.sbp.raiffeisen import RaiffeisenClient
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -222,12 +222,13 @@ def test_news_for_an_order_not_yet_committed_is_applied_when_the_bank_resends(ma
 
 
 def test_a_cash_link_sale_whose_callback_was_lost_is_found_by_its_own_order(stack):
-    """Sale 1 is paid but its notification never arrives; sale 2 on the same link is paid
-    and notified. The reconciler asks the bank about sale 1 by sale 1's order and records
-    sale 1's payment, not the link's latest one."""
+    """Two sales on one link are paid and neither notification arrives. The reconciler asks
+    the bank about each sale by its own order and records each sale's own payment, not the
+    link's latest one for both."""
     with stack.app.app_context():
         link_id = qrcodes.register_cash_link(description="Касса 2").id
         link_qr_id = db.session.get(QrCode, link_id).qr_id
+        bank_events.set_callback_url("http://127.0.0.1:9/lost")  # nobody hears the news
 
     def sell(amount: int) -> tuple[int, int]:
         with stack.app.app_context():
@@ -235,23 +236,21 @@ def test_a_cash_link_sale_whose_callback_was_lost_is_found_by_its_own_order(stac
                                         description="Тест")
             return qrcodes.activate_cash_link(link_id, order.id).id, order.id
 
-    with stack.app.app_context():
-        bank_events.set_callback_url("http://127.0.0.1:9/lost")  # nobody hears sale 1's news
     first, first_order = sell(1500)
     stack.pay(link_qr_id)
     with stack.app.app_context():
-        bank_events.set_callback_url()
-        # Kassa still shows sale 1 open; the cashier cancels nothing and sells again.
+        # Kassa still shows sale 1 open; its time runs out and the cashier sells again.
         db.session.get(CashLinkActivation, first).expires_at = utcnow()
         db.session.commit()
-    _second, second_order = sell(2700)
+    second, second_order = sell(2700)
     stack.pay(link_qr_id)
-    wait_for(lambda: _status(stack, Order, second_order) == OrderStatus.PAID)
 
     with stack.app.app_context():
         assert reconciliation.poll_activation(first) == "paid"
+        assert reconciliation.poll_activation(second) == "paid"
     assert _status(stack, Order, first_order) == OrderStatus.PAID
-    assert [(a, s) for _, a, s in _payments(stack)] == [(2700, "paid"), (1500, "paid")]
+    assert _status(stack, Order, second_order) == OrderStatus.PAID
+    assert [(a, s) for _, a, s in _payments(stack)] == [(1500, "paid"), (2700, "paid")]
 
 
 def test_a_cash_link_sale_is_refunded_through_its_order(stack, monkeypatch):

@@ -1,6 +1,6 @@
 """Helpers for the outbox tests, including the app a worker *subprocess* runs.
 
-`flask --app tests.jobhelpers worker` (cwd = the repository) builds Kassa from the
+`flask --app tests.jobs.helpers worker` (cwd = the repository) builds Kassa from the
 environment (APP_ENV, TEST_DATABASE_URL, JOB_LEASE_SECONDS ...) and registers the
 `test.slow_marker` handler, which only exists in that process.
 """
@@ -44,7 +44,7 @@ def slow_marker(payload: dict) -> None:
 
 
 def create_app():
-    """The Flask app factory `flask --app tests.jobhelpers` finds."""
+    """The Flask app factory `flask --app tests.jobs.helpers` finds."""
     from app import create_app as create_kassa_app
 
     app = create_kassa_app({"WORKER_IDLE_SLEEP": 0.05})

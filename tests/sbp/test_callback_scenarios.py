@@ -27,7 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.sbp.raiffeisen import MOSCOW, SIGNATURE_HEADER, notification_signature
-from tests.conftest import _empty_tables
+from tests.helpers import empty_tables
 
 PAID_AT = datetime(2026, 11, 27, 15, 4, 5, 123456, tzinfo=MOSCOW)
 
@@ -191,7 +191,7 @@ def _rows() -> dict[str, list[tuple]]:
 def _run(app, scenario: str) -> list[str]:
     """Run a scenario on empty tables; returns what each callback answered."""
     db.session.rollback()
-    _empty_tables(app)
+    empty_tables(app)
     shop = Shop.open()
     outcomes = SCENARIOS[scenario][0](shop, app.test_client())
     db.session.rollback()
@@ -221,7 +221,7 @@ def test_each_callback_scenario_has_its_outcome_and_payments(app, subscribed, sc
 
 def test_a_refused_or_unknown_callback_changes_no_row(app):
     db.session.rollback()
-    _empty_tables(app)
+    empty_tables(app)
     shop = Shop.open()
     client = app.test_client()
     shop.callback(client, "active", "125.50")
@@ -236,7 +236,7 @@ def test_the_paid_order_is_not_changed_by_money_for_review(app):
     """A late payment on a paid order is recorded for review; the order stays paid by the
     payment that paid it, and its QR codes keep what they were."""
     db.session.rollback()
-    _empty_tables(app)
+    empty_tables(app)
     shop = Shop.open()
     client = app.test_client()
     shop.callback(client, "active", "125.50", transaction=1)
@@ -256,7 +256,7 @@ def test_many_callbacks_at_once_on_a_threaded_server_are_all_answered(stack):
     import concurrent.futures
 
     with stack.app.app_context():
-        _empty_tables(stack.app)
+        empty_tables(stack.app)
         bodies = []
         for index in range(40):
             order = Order(public_id=f"many{index:028d}", status=OrderStatus.PENDING,

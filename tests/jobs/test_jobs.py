@@ -19,7 +19,7 @@ from app.config import ConfigError
 from app.extensions import db
 from app.jobs.worker import Worker
 from app.models import Job, JobStatus, utcnow
-from tests.jobhelpers import Clock, enqueue_committed, job_row, job_rows, update_job
+from tests.jobs.helpers import Clock, enqueue_committed, job_row, job_rows, update_job
 
 
 @pytest.fixture

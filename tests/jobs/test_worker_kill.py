@@ -1,6 +1,6 @@
 """A real worker process is SIGKILLed mid-job; a second worker re-runs the job after the lease.
 
-The workers are `flask --app tests.jobhelpers worker` subprocesses, as in production
+The workers are `flask --app tests.jobs.helpers worker` subprocesses, as in production
 (Procfile.dev), on a file SQLite database and, when TEST_DATABASE_URL is set, on it too.
 """
 
@@ -17,10 +17,10 @@ import pytest
 from app import jobs
 from app.extensions import db
 from app.models import JobStatus
-from tests.conftest import TEST_DATABASE_URL, wait_for
-from tests.jobhelpers import SLOW_MARKER, job_row, job_rows, marker_lines
+from tests.helpers import TEST_DATABASE_URL, wait_for
+from tests.jobs.helpers import SLOW_MARKER, job_row, job_rows, marker_lines
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLASK = Path(sys.executable).with_name("flask")
 LEASE_SECONDS = 4
 
@@ -58,7 +58,7 @@ def spawn_worker(tmp_path):
             "PYTHONUNBUFFERED": "1",
         }
         proc = subprocess.Popen(
-            [str(FLASK), "--app", "tests.jobhelpers", "worker"],
+            [str(FLASK), "--app", "tests.jobs.helpers", "worker"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         started.append((proc, log))

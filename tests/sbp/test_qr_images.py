@@ -2,7 +2,7 @@
 
 from app.extensions import db
 from app.models import QrCode, QrKind, QrStatus
-from tests.conftest import decode_qr
+from tests.helpers import decode_qr
 
 PAYLOAD = "https://qr.nspk.ru/AD100004BAL7227F9BNP6KNE007J9B3K?type=02&bank=100000000007&sum=100&cur=RUB&crc=AB75"
 
