@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from app.extensions import db
-from app.fiscal import services
+from app.fiscal import services, writing
 from app.httpclient import ProviderError
 from app.jobs import RetryJob
 from app.models import Receipt, utcnow
 
 
 def sell(payload: dict) -> None:
-    services.create_sale_receipt(int(payload["payment_id"]))
+    writing.create_sale_receipt(int(payload["payment_id"]))
 
 
 def refund(payload: dict) -> None:
-    services.create_refund_receipt(int(payload["refund_id"]))
+    writing.create_refund_receipt(int(payload["refund_id"]))
 
 
 def submit(payload: dict) -> None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
 from app.extensions import csrf, db, read_only
-from app.fiscal import services
+from app.fiscal import services, writing
 from app.fiscal.check import check_qr_payload
 from app.httpclient import ProviderError
 from app.models import Receipt, ReceiptStatus
@@ -55,7 +55,7 @@ def receipt_page(token: str):
     return render_template(
         "fiscal/receipt.html", receipt=receipt, lines=receipt.lines,
         check=check_qr_payload(receipt) if receipt.status == ReceiptStatus.DONE else None,
-        company=services.company(), company_name=current_app.config.get("COMPANY_NAME"),
+        company=writing.company(), company_name=current_app.config.get("COMPANY_NAME"),
         ofd_url=_ofd_link(receipt.ofd_receipt_url),
     )
 

@@ -1,20 +1,18 @@
-"""Receipt services: a receipt for every sale and every refund, exactly once, never lost.
+"""Registering receipts: send each written receipt to the register, follow it until the
+register returns its fiscal data, and resubmit or fail it on the register's word.
 
-The receipt row (with its external id, the register's idempotency key) is committed
-before the register is called, so a crash at any point leaves work that the worker or the
-reconciler picks up and finishes. Each public function commits once or rolls back.
+Receipts are written by app/fiscal/writing.py. Each public function commits once or rolls
+back.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.exc import IntegrityError
 
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
@@ -24,28 +22,18 @@ from app.fiscal.provider import undocumented
 from app.fiscal.receipt import (
     DONE,
     FAIL,
-    SELL,
-    SELL_REFUND,
     WAIT,
-    Company,
     ReceiptDraft,
-    ReceiptLine,
     RegisterResult,
     answer_mismatch,
 )
+from app.fiscal.writing import draft_of, external_id_of, lines_of
 from app.jobs import enqueue, publish
 from app.models import (
     Job,
     JobStatus,
-    Payment,
-    PaymentStatus,
-    QrKind,
     Receipt,
-    ReceiptKind,
     ReceiptStatus,
-    Refund,
-    RefundStatus,
-    install_id,
     utcnow,
 )
 
@@ -56,194 +44,6 @@ AUTOMATIC_ATTEMPTS = 2
 POLL_FIRST_DELAY = 1.0
 POLL_MAX_DELAY = 60.0
 
-
-def company() -> Company:
-    config = current_app.config
-    return Company(
-        inn=config["COMPANY_INN"], email=config["COMPANY_EMAIL"], sno=config["COMPANY_SNO"],
-        payment_address=config["COMPANY_PAYMENT_ADDRESS"],
-    )
-
-
-def _lines_json(lines: tuple[ReceiptLine, ...]) -> list[dict]:
-    return [asdict(line) for line in lines]
-
-
-def _lines(receipt: Receipt) -> tuple[ReceiptLine, ...]:
-    return tuple(ReceiptLine(**line) for line in receipt.lines)
-
-
-def _draft(receipt: Receipt) -> ReceiptDraft:
-    return ReceiptDraft(
-        operation=SELL if receipt.kind == ReceiptKind.SELL else SELL_REFUND,
-        lines=_lines(receipt), total_kopecks=receipt.total_kopecks, company=company(),
-        customer_email=receipt.customer_email, customer_phone=receipt.customer_phone,
-    )
-
-
-def _external_id(receipt: Receipt) -> str:
-    """sell-<install id>-<payment id> or refund-<install id>-<refund id>, -r<attempt> after
-    a confirmed failure. The install id keeps another database on the same register account
-    (a restored backup, a second shop) from ever asking for this one's documents."""
-    base = (f"sell-{install_id()}-{receipt.payment_id}" if receipt.kind == ReceiptKind.SELL
-            else f"refund-{install_id()}-{receipt.refund_id}")
-    return base if receipt.attempt == 1 else f"{base}-r{receipt.attempt}"
-
-
-def _sale_draft(payment: Payment) -> ReceiptDraft:
-    order = payment.order
-    if order is None or payment.amount_kopecks != order.total_kopecks:
-        # A static-QR payment has no order, and a sum an admin accepted after review is
-        # not the order's: one configurable line for what was paid.
-        qr = payment.qr_code
-        name = (qr.description if qr.kind == QrKind.STATIC and qr.description
-                else order.description if order is not None and order.description
-                else current_app.config["STATIC_QR_ITEM_NAME"])
-        return builder.single_line_receipt(
-            payment.amount_kopecks, name=name, company=company(),
-            vat=current_app.config["STATIC_QR_VAT"],
-            payment_object=current_app.config["STATIC_QR_PAYMENT_OBJECT"],
-        )
-    lines = [
-        ReceiptLine(
-            name=item.name, price_kopecks=item.price_kopecks,
-            quantity_milli=item.quantity_milli, amount_kopecks=item.amount_kopecks,
-            vat=item.vat, payment_object=item.payment_object, measure=item.measure,
-        )
-        for item in order.items
-    ]
-    return builder.sale_receipt(lines, company=company(), customer_email=order.customer_email,
-                                customer_phone=order.customer_phone)
-
-
-def _add_receipt(payment: Payment, draft: ReceiptDraft, *, refund_id: int = 0) -> Receipt:
-    register = get_register()
-    receipt = Receipt(
-        kind=ReceiptKind.SELL if draft.operation == SELL else ReceiptKind.SELL_REFUND,
-        payment_id=payment.id, refund_id=refund_id, provider=register.name,
-        total_kopecks=draft.total_kopecks, lines=_lines_json(draft.lines),
-        customer_email=draft.customer_email, customer_phone=draft.customer_phone,
-        external_id="", attempt=1,
-    )
-    receipt.external_id = _external_id(receipt)
-    db.session.add(receipt)
-    db.session.flush()
-    enqueue("fiscal.submit", {"receipt_id": receipt.id},
-            key=f"fiscal.submit:{receipt.id}:{receipt.attempt}")
-    return receipt
-
-
-def _add_unbuildable(payment: Payment, kind: ReceiptKind, total_kopecks: int,
-                     error: ReceiptError, *, refund_id: int = 0) -> Receipt:
-    """A receipt that cannot be built: written as failed at once with the builder's reason
-    (an admin fixes the cause), instead of a job retrying what can never succeed."""
-    receipt = Receipt(
-        kind=kind, payment_id=payment.id, refund_id=refund_id, provider=get_register().name,
-        total_kopecks=total_kopecks, lines=[], external_id="", attempt=1,
-        status=ReceiptStatus.FAILED, error=f"cannot build the receipt ({error.code}): "
-                                           f"{error}"[:500],
-    )
-    receipt.external_id = _external_id(receipt)
-    db.session.add(receipt)
-    db.session.flush()
-    logger.error("receipt %s failed: %s", receipt.external_id, receipt.error)
-    publish("receipt.failed", {"receipt_id": receipt.id},
-            key=f"receipt-{receipt.id}-{receipt.attempt}")
-    return receipt
-
-
-def create_sale_receipt(payment_id: int) -> Receipt | None:
-    """Write the sale receipt of a paid payment and queue its registration (job `fiscal.sell`).
-
-    Safe to repeat: a payment has one sale receipt. Returns None when fiscalization is off.
-    """
-    if get_register() is None:
-        return None
-    payment = db.session.get(Payment, payment_id)
-    if payment is None:
-        raise NotFoundError(_l("Платёж не найден"))
-    existing = _find(payment_id, ReceiptKind.SELL, 0)
-    if existing is not None:
-        db.session.rollback()
-        return existing
-    if payment.status == PaymentStatus.REVIEW:
-        # The sum is not what was asked: a person decides (accept, or refund) first.
-        db.session.rollback()
-        raise InvalidStateError(_l("Платёж на проверке: чек будет после решения"),
-                                code="payment_in_review")
-    try:
-        receipt = _add_receipt(payment, _sale_draft(payment))
-    except ReceiptError as exc:
-        receipt = _add_unbuildable(payment, ReceiptKind.SELL, payment.amount_kopecks, exc)
-    return _commit_new(receipt, payment_id, ReceiptKind.SELL, 0)
-
-
-def create_refund_receipt(refund_id: int) -> Receipt | None:
-    """Write the refund receipt of a completed refund, mirroring the sale's lines."""
-    if get_register() is None:
-        return None
-    refund = db.session.get(Refund, refund_id)
-    if refund is None:
-        raise NotFoundError(_l("Возврат не найден"))
-    if refund.status != RefundStatus.COMPLETED:
-        db.session.rollback()
-        raise InvalidStateError(_l("Возврат ещё не проведён банком"), code="refund_not_done")
-    existing = _find(refund.payment_id, ReceiptKind.SELL_REFUND, refund.id)
-    if existing is not None:
-        db.session.rollback()
-        return existing
-    payment = refund.payment
-    sale = _find(payment.id, ReceiptKind.SELL, 0)
-    if sale is None:
-        db.session.rollback()
-        if payment.review_reason:
-            # Money with a wrong sum was never fiscalized as a sale: nothing to mirror.
-            logger.warning("refund %s of payment %s in review: no receipt", refund_id,
-                           payment.id)
-            return None
-        # The sale receipt's own job has not run yet: this job retries after it.
-        raise InvalidStateError(_l("Чек продажи ещё не создан"), code="sale_receipt_pending")
-    sale_lines = _lines(sale)
-    earlier = db.session.scalars(
-        sa.select(Receipt).where(Receipt.payment_id == payment.id,
-                                 Receipt.kind == ReceiptKind.SELL_REFUND,
-                                 Receipt.refund_id < refund.id)
-    ).all()
-    already = [line for r in earlier for line in _lines(r)]
-    contact = {"customer_email": sale.customer_email, "customer_phone": sale.customer_phone}
-    try:
-        if refund.lines:
-            draft = builder.refund_by_lines(
-                sale_lines, [tuple(pair) for pair in refund.lines], company=company(),
-                already_refunded=already, **contact,
-            )
-        else:
-            draft = builder.refund_by_amount(sale_lines, refund.amount_kopecks,
-                                             company=company(), already_refunded=already,
-                                             **contact)
-        receipt = _add_receipt(payment, draft, refund_id=refund.id)
-    except ReceiptError as exc:
-        receipt = _add_unbuildable(payment, ReceiptKind.SELL_REFUND, refund.amount_kopecks,
-                                   exc, refund_id=refund.id)
-    return _commit_new(receipt, payment.id, ReceiptKind.SELL_REFUND, refund.id)
-
-
-def _find(payment_id: int, kind: ReceiptKind, refund_id: int) -> Receipt | None:
-    return db.session.scalars(sa.select(Receipt).where(
-        Receipt.payment_id == payment_id, Receipt.kind == kind, Receipt.refund_id == refund_id,
-    )).one_or_none()
-
-
-def _commit_new(receipt: Receipt, payment_id: int, kind: ReceiptKind, refund_id: int
-                ) -> Receipt:
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()  # another worker wrote it a moment ago
-        return _find(payment_id, kind, refund_id)
-    logger.info("receipt %s (%s) written for payment %s", receipt.external_id, kind.value,
-                payment_id)
-    return receipt
 
 
 def submit(receipt_id: int) -> str:
@@ -256,7 +56,7 @@ def submit(receipt_id: int) -> str:
     if receipt is None or receipt.status != ReceiptStatus.PENDING:
         db.session.rollback()
         return "skipped"
-    draft, external_id = _draft(receipt), receipt.external_id
+    draft, external_id = draft_of(receipt), receipt.external_id
     register = get_register()
     problem = _unsendable(draft, register)
     if problem is not None:
@@ -302,7 +102,7 @@ def poll(receipt_id: int) -> str:
         db.session.rollback()
         return "skipped"
     external_id, provider_id, operation = (
-        receipt.external_id, receipt.provider_id, _draft(receipt).operation)
+        receipt.external_id, receipt.provider_id, draft_of(receipt).operation)
     db.session.rollback()
     result = get_register().status(external_id=external_id, provider_id=provider_id,
                                    operation=operation)
@@ -322,7 +122,7 @@ def _apply(receipt_id: int, result: RegisterResult) -> str:
         return "done"
     if result.provider_id:
         receipt.provider_id = result.provider_id
-    mismatch = (answer_mismatch(_lines(receipt), receipt.total_kopecks, result)
+    mismatch = (answer_mismatch(lines_of(receipt), receipt.total_kopecks, result)
                 if result.status in (WAIT, DONE) else None)
     if mismatch is not None:
         # Not our document (or not as we sent it): never done; a person looks at it.
@@ -390,7 +190,7 @@ def _reject(receipt: Receipt, reason: str) -> None:
 
 def _resubmit(receipt: Receipt) -> None:
     receipt.attempt += 1
-    receipt.external_id = _external_id(receipt)
+    receipt.external_id = external_id_of(receipt)
     receipt.provider_id = None
     receipt.submitted_at = None
     receipt.set_status(ReceiptStatus.PENDING)

@@ -17,6 +17,7 @@ from app.catalog.services import create_product, update_product
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal import services as fiscal
+from app.fiscal import writing
 from app.fiscal.atol import AtolClient
 from app.fiscal.raiffeisen import RaiffeisenReceiptsClient
 from app.fiscal.receipt import (
@@ -130,11 +131,11 @@ def failed_events(app):
 
 def test_external_ids_carry_an_install_id_made_once_and_kept(app) -> None:
     _use(app, ScriptedRegister(_done_as_sent))
-    sale = fiscal.create_sale_receipt(_paid())
+    sale = writing.create_sale_receipt(_paid())
     install = db.session.scalar(sa.select(Installation.install_id))
     assert re.fullmatch(r"[0-9a-f]{8}", install)
     assert sale.external_id == f"sell-{install}-{sale.payment_id}"
-    again = fiscal.create_sale_receipt(_paid())
+    again = writing.create_sale_receipt(_paid())
     assert again.external_id == f"sell-{install}-{again.payment_id}"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Installation)) == 1
 
@@ -143,11 +144,11 @@ def test_another_database_on_the_same_register_never_reuses_our_ids(app) -> None
     """A restored backup or a second shop starts its payment ids at 1 too: its receipts
     must not be the ones the register already holds for this installation."""
     _use(app, ScriptedRegister(_done_as_sent))
-    ours = fiscal.create_sale_receipt(_paid()).external_id
+    ours = writing.create_sale_receipt(_paid()).external_id
     db.session.execute(sa.delete(Receipt))
     db.session.execute(sa.delete(Installation))  # the other database's own installation
     db.session.commit()
-    theirs = fiscal.create_sale_receipt(_paid()).external_id
+    theirs = writing.create_sale_receipt(_paid()).external_id
     assert ours.split("-")[0] == theirs.split("-")[0] == "sell"
     assert ours != theirs
 
@@ -174,7 +175,7 @@ def test_install_id_is_made_once_under_concurrent_first_calls(app) -> None:
 
 def test_resubmitted_ids_keep_the_install_id(app) -> None:
     _use(app, ScriptedRegister(lambda draft, ext: RegisterResult(FAIL, ext, None, error="x")))
-    receipt = fiscal.create_sale_receipt(_paid())
+    receipt = writing.create_sale_receipt(_paid())
     fiscal.submit(receipt.id)
     db.session.refresh(receipt)
     install = install_id()
@@ -203,7 +204,7 @@ def test_resubmitted_ids_keep_the_install_id(app) -> None:
 def test_an_answer_that_does_not_match_the_receipt_never_marks_it_done(
         app, failed_events, answer) -> None:
     _use(app, ScriptedRegister(answer))
-    receipt = fiscal.create_sale_receipt(_paid())
+    receipt = writing.create_sale_receipt(_paid())
     assert fiscal.submit(receipt.id) == "failed"
     db.session.refresh(receipt)
     assert receipt.status == ReceiptStatus.FAILED
@@ -221,7 +222,7 @@ def test_a_matching_answer_marks_it_done(app, failed_events) -> None:
                                           for x in draft.lines))
 
     _use(app, ScriptedRegister(same))
-    receipt = fiscal.create_sale_receipt(_paid())
+    receipt = writing.create_sale_receipt(_paid())
     assert fiscal.submit(receipt.id) == "done"
     assert failed_events() == []
 
@@ -238,11 +239,11 @@ def test_a_receipt_the_builder_cannot_build_fails_at_once_with_its_reason(
     db.session.execute(sa.update(OrderItem).where(OrderItem.position == 0)
                        .values(measure="parsec"))
     db.session.commit()
-    receipt = fiscal.create_sale_receipt(payment_id)  # no exception: no job retries
+    receipt = writing.create_sale_receipt(payment_id)  # no exception: no job retries
     assert receipt.status == ReceiptStatus.FAILED
     assert "parsec" in receipt.error and "bad_line" in receipt.error
     assert failed_events() == [receipt.id]
-    assert fiscal.create_sale_receipt(payment_id).id == receipt.id  # once
+    assert writing.create_sale_receipt(payment_id).id == receipt.id  # once
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Job)
                              .where(Job.name == "fiscal.submit")) == 0
     assert register.sent == []
@@ -252,7 +253,7 @@ def test_a_stored_receipt_that_cannot_be_sent_fails_without_calling_the_register
         app, failed_events) -> None:
     register = ScriptedRegister(_done_as_sent)
     _use(app, register)
-    receipt = fiscal.create_sale_receipt(_paid())
+    receipt = writing.create_sale_receipt(_paid())
     receipt.lines = [dict(receipt.lines[0], vat="vat18"), *receipt.lines[1:]]
     db.session.commit()
     assert fiscal.submit(receipt.id) == "failed"
@@ -319,7 +320,7 @@ def test_raiffeisen_units_fit_sixteen_characters(app) -> None:
     client = RaiffeisenReceiptsClient("http://127.0.0.1:9", "key")
     for measure in MEASURES:
         line = ReceiptLine("Ткань", 10000, 1000, 10000, measure=measure)
-        draft = ReceiptDraft("sell", (line,), 10000, fiscal.company())
+        draft = ReceiptDraft("sell", (line,), 10000, writing.company())
         item = client.receipt_body(draft, external_id="n")["items"][0]
         assert len(item.get("measurementUnit", "")) <= 16, measure
 
@@ -329,7 +330,7 @@ def test_raiffeisen_units_fit_sixteen_characters(app) -> None:
 
 def test_the_receipt_page_links_the_ofd_only_over_https(app) -> None:
     _use(app, ScriptedRegister(_done_as_sent))
-    receipt = fiscal.create_sale_receipt(_paid())
+    receipt = writing.create_sale_receipt(_paid())
     fiscal.submit(receipt.id)
     for url, linked in (("http://ofd.example/receipt?fn=1&i=2", False),
                         ("javascript:alert(1)", False),
@@ -348,7 +349,7 @@ def test_the_receipt_page_links_the_ofd_only_over_https(app) -> None:
 
 
 def test_an_atol_callback_without_external_id_is_matched_by_uuid(app) -> None:
-    receipt = fiscal.create_sale_receipt(_paid())  # the app's own ATOL client
+    receipt = writing.create_sale_receipt(_paid())  # the app's own ATOL client
     receipt.set_status(ReceiptStatus.WAIT)
     receipt.provider_id = "5c7e3f2a-0000-4000-8000-000000000001"
     db.session.commit()
@@ -377,7 +378,7 @@ def test_a_report_asked_too_soon_is_asked_again_after_the_delay_without_using_an
                                 retryable=True, retry_after=0.75)
 
     _use(app, TooSoon(_done_as_sent))
-    receipt = fiscal.create_sale_receipt(_paid())
+    receipt = writing.create_sale_receipt(_paid())
     receipt.set_status(ReceiptStatus.WAIT)
     receipt.provider_id = "5c7e3f2a-0000-4000-8000-000000000001"
     db.session.execute(sa.delete(Job))

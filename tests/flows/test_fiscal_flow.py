@@ -319,12 +319,13 @@ def test_reconciler_requeues_a_receipt_whose_job_died(stack):
     from datetime import timedelta
 
     from app.fiscal import services as fiscal
+    from app.fiscal import writing
     from app.models import JobStatus, utcnow
 
     _faults(stack, down=True)
     payment_id = _pay_cart(stack)
     with stack.app.app_context():
-        fiscal.create_sale_receipt(payment_id)
+        writing.create_sale_receipt(payment_id)
         # The submit job ran out of attempts while the register was down, long ago.
         db.session.execute(sa.update(Job).where(Job.name == "fiscal.submit").values(
             status=JobStatus.DEAD, attempts=12, finished_at=utcnow()))
