@@ -60,6 +60,7 @@ class Worker:
         self.lease = timedelta(seconds=app.config["JOB_LEASE_SECONDS"])
         self.backoff_base = float(app.config["JOB_BACKOFF_SECONDS"])
         self.stop = threading.Event()
+        self.clock = time.monotonic  # seconds, for how long a claimed batch has been running
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -112,13 +113,16 @@ class Worker:
         :returns: how many jobs were claimed.
         """
         claimed = self._claim()
+        claimed_at = self.clock()
         for index, job in enumerate(claimed):
             if self.stop.is_set():
                 self._give_back([j.id for j in claimed[index:]])
                 break
-            # The first job was leased a moment ago; a later one waited while the earlier
-            # ones ran, and its lease may have run out and gone to another worker.
-            if index and not self._renew_lease(job.id):
+            # A later job waited while the earlier ones ran. Once half its lease is gone it
+            # is renewed before it starts (its lease may have run out and gone to another
+            # worker); before that, the lease it was claimed with is still safely its own.
+            late = self.clock() - claimed_at > self.lease.total_seconds() / 2
+            if index and late and not self._renew_lease(job.id):
                 continue
             self._run(job)
         return len(claimed)

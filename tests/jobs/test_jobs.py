@@ -403,12 +403,15 @@ def test_worker_does_not_start_a_job_whose_lease_ran_out_in_its_batch(app):
     """A claims two jobs; while the first runs, the second's lease runs out and B runs it.
     A must then not run the second job's handler again: it is done."""
     slow_worker, other = Worker(app, worker_id="A", batch=2), Worker(app, worker_id="B")
+    seconds = [0.0]
+    slow_worker.clock = lambda: seconds[0]
     calls = []
 
     @jobs.registry().handler("test.batch")
     def handle(payload):
         calls.append(payload["n"])
         if payload["n"] == 1:
+            seconds[0] += app.config["JOB_LEASE_SECONDS"]  # the first job took that long
             _take_over(app, second, other)
 
     enqueue_committed("test.batch", {"n": 1})
@@ -618,3 +621,23 @@ def test_a_retention_under_a_day_is_refused(make_app, monkeypatch):
     monkeypatch.setenv("JOB_RETENTION_DAYS", "0")
     with pytest.raises(ConfigError, match="JOB_RETENTION_DAYS must be at least 1, got 0"):
         make_app()
+
+
+def test_a_batch_that_runs_quickly_renews_no_lease(app):
+    """Jobs of a batch that start well within the lease they were claimed with run without
+    another round trip to renew it; they are done all the same."""
+    worker = Worker(app, worker_id="A", batch=3)
+    worker.clock = lambda: 0.0
+    renewals = []
+    real = worker._renew_lease
+    worker._renew_lease = lambda job_id: renewals.append(job_id) or real(job_id)
+
+    @jobs.registry().handler("test.quick")
+    def handle(payload):
+        pass
+
+    for n in range(3):
+        enqueue_committed("test.quick", {"n": n})
+    assert worker.run_once() == 3
+    assert renewals == []
+    assert [r.status for r in job_rows()] == [JobStatus.DONE] * 3
