@@ -1,4 +1,4 @@
-"""The emulated ATOL Online v5 endpoints (``reference/fiscal.md`` §2) under ``/possystem/v5``.
+"""The emulated ATOL Online v5 endpoints (ATOL's protocol description) under ``/possystem/v5``.
 
     POST|GET /possystem/v5/getToken                   {login, pass} -> {error, token, timestamp}
     POST     /possystem/v5/<group>/sell|sell_refund   header ``Token``; -> {uuid, status: wait}
@@ -53,7 +53,7 @@ MEASURE_CODES = frozenset({
 })
 SNO_TYPES = frozenset({"osn", "usn_income", "usn_income_outcome", "envd", "esn", "patent"})
 # ATOL's JSON schema (v4.6, kept in v5): price <= 42949673, sum / payments[].sum / total
-# <= 100000000 rubles; quantity 99 999,999 at most (5+3 digits, fiscal.md §2.2).
+# <= 100000000 rubles; quantity 99 999,999 at most (5+3 digits, ATOL's schema).
 MAX_PRICE = 4_294_967_300  # kopecks
 MAX_SUM = 10_000_000_000  # kopecks
 MAX_QUANTITY = 99_999_999  # thousandths

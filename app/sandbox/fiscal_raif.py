@@ -1,4 +1,4 @@
-"""The emulated Raiffeisen fiscal API (``reference/fiscal.md`` §1), Bearer auth like the bank.
+"""The emulated Raiffeisen fiscal API (the bank's ``fiscal.yml``), Bearer auth like the bank.
 
     POST /api/fiscal/v1/receipts/<sell|refund>            save (upsert by receiptNumber)
     PUT  /api/fiscal/v1/receipts/<sell|refund>/<number>   register: NEW -> IN_PROGRESS
@@ -15,7 +15,7 @@ decimal(5,3), ``amount`` = price x quantity, lowercase ``vatType`` from the spec
 values, optional lowercase ``paymentObject``, ``measurementUnit`` <= 16, ``nomenclatureCode``
 <= 150) and ``total`` decimal(8,2). Values are held to the spec exactly: an UPPERCASE enum,
 a ``customer`` object or an undocumented VAT rate is refused, so Kassa cannot drift from it.
-Sandbox assumptions where the bank is undocumented [GAP in fiscal.md]: ``total`` must equal
+Sandbox assumptions where the bank is undocumented (its docs do not say): ``total`` must equal
 the sum of item amounts exactly; fields the spec does not name are kept and echoed; a DONE
 answer carries ``fiscalData`` with ATOL's payload names (the real API documents no fiscal
 identifiers). A FAILED answer carries nothing more than its status.

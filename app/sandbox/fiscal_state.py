@@ -1,5 +1,5 @@
 """In-memory state of the emulated cloud cash registers: ATOL Online v5 and the Raiffeisen
-fiscal API (``reference/fiscal.md`` §1-2), plus the fault switches tests flip.
+fiscal API (ATOL Online v5, Raiffeisen's ``fiscal.yml``), plus the fault switches tests flip.
 
 TEST DOUBLE, like :mod:`app.sandbox.state`: everything lives in memory behind the ONE lock
 of :class:`~app.sandbox.state.SandboxState` (passed in), and is lost on restart or
@@ -54,7 +54,7 @@ OFD_INN = "7704211201"
 ECR_REGISTRATION_NUMBER = "0000000001005417"
 DAEMON_CODE = "prod-agent-1"
 DEVICE_CODE = "KKT014034"
-#: What a ``fail_next`` document ends with (a KKT "driver" error, fiscal.md §2.5).
+#: What a ``fail_next`` document ends with (a KKT "driver" error, as ATOL reports one).
 KKT_ERROR_CODE = -3803
 KKT_ERROR_TEXT = "Неверная цена/сумма (wrong price/sum)"
 
@@ -430,7 +430,7 @@ class FiscalState:
         data["receiptType"] = "SELL" if doc.operation == "sell" else "REFUND"
         data["status"] = RAIF_STATUS[doc.status]
         if doc.status == DONE and doc.payload is not None:
-            # Sandbox addition: the bank documents no fiscal identifiers (fiscal.md §1.5).
+            # Sandbox addition: the bank documents no fiscal identifiers (in ``fiscal.yml``).
             data["fiscalData"] = doc.payload
         return data
 
