@@ -33,6 +33,9 @@ from app.jobs import RetryJob, enqueue, registry
 from app.models import Job, JobStatus, utcnow
 
 logger = logging.getLogger(__name__)
+# The worker's own bookkeeping updates the table directly: it holds no Job objects to keep
+# in step, so the ORM's per-statement session synchronisation would be work for nothing.
+JOBS = Job.__table__
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
@@ -114,17 +117,25 @@ class Worker:
         """
         claimed = self._claim()
         claimed_at = self.clock()
+        done: list[int] = []
         for index, job in enumerate(claimed):
             if self.stop.is_set():
                 self._give_back([j.id for j in claimed[index:]])
                 break
             # A later job waited while the earlier ones ran. Once half its lease is gone it
             # is renewed before it starts (its lease may have run out and gone to another
-            # worker); before that, the lease it was claimed with is still safely its own.
+            # worker), and the jobs done so far are marked so; before that, the lease they
+            # were claimed with is still safely theirs.
             late = self.clock() - claimed_at > self.lease.total_seconds() / 2
-            if index and late and not self._renew_lease(job.id):
-                continue
-            self._run(job)
+            if index and late:
+                done = self._done(done)
+                if not self._renew_lease(job.id):
+                    continue
+            if self._run(job):
+                done.append(job.id)
+        # The batch's successes are marked done together: a worker that dies before this
+        # leaves them to run again, which their handlers allow.
+        self._done(done)
         return len(claimed)
 
     # -- claiming ----------------------------------------------------------------------------
@@ -151,8 +162,8 @@ class Worker:
                            job.last_error or "worker died on the last attempt")
             if to_run:
                 db.session.execute(
-                    sa.update(Job).where(Job.id.in_([job.id for job in to_run]))
-                    .values(status=JobStatus.RUNNING, attempts=Job.attempts + 1,
+                    sa.update(JOBS).where(JOBS.c.id.in_([job.id for job in to_run]))
+                    .values(status=JobStatus.RUNNING, attempts=JOBS.c.attempts + 1,
                             locked_by=self.worker_id, locked_until=now + self.lease,
                             updated_at=now))
             db.session.commit()
@@ -165,7 +176,7 @@ class Worker:
         """A full lease again for a job about to start, if the lease is still ours."""
         now = utcnow()
         renewed = db.session.execute(
-            self._ours(sa.update(Job), job_id)
+            self._ours(sa.update(JOBS), job_id)
             .values(locked_until=now + self.lease, updated_at=now)).rowcount
         db.session.commit()
         if not renewed:
@@ -180,15 +191,15 @@ class Worker:
         their attempt."""
         now = utcnow()
         db.session.execute(
-            self._ours(sa.update(Job), *job_ids)
-            .values(status=JobStatus.QUEUED, attempts=Job.attempts - 1, locked_by=None,
+            self._ours(sa.update(JOBS), *job_ids)
+            .values(status=JobStatus.QUEUED, attempts=JOBS.c.attempts - 1, locked_by=None,
                     locked_until=None, updated_at=now))
         db.session.commit()
 
     # -- running one job ---------------------------------------------------------------------
 
-    def _run(self, job) -> None:
-        """Run the job's handler and record how it went."""
+    def _run(self, job) -> bool:
+        """Run the job's handler; record a failure. :returns: whether it succeeded."""
         fn = self.jobs.handlers.get(job.name)
         started = time.monotonic()
         try:
@@ -198,6 +209,7 @@ class Worker:
         except RetryJob as retry:
             db.session.rollback()
             self._failed(job.id, retry_in=retry.delay, error=str(retry), count_attempt=False)
+            return False
         except Exception as exc:
             db.session.rollback()
             attempts = job.attempts + 1  # this run's attempt, counted by the claim
@@ -205,22 +217,28 @@ class Worker:
                            exc, exc_info=not isinstance(exc, LookupError))
             self._failed(job.id, retry_in=backoff_seconds(attempts, self.backoff_base),
                          error=repr(exc)[:2000])
-        else:
-            # Services commit their own work; this ends whatever a handler left open.
-            db.session.commit()
-            self._done(job.id)
-            logger.info("job %s %s done in %.0f ms", job.id, job.name,
-                        (time.monotonic() - started) * 1000)
+            return False
+        # Services commit their own work; this ends whatever a handler left open.
+        db.session.commit()
+        logger.info("job %s %s done in %.0f ms", job.id, job.name,
+                    (time.monotonic() - started) * 1000)
+        return True
 
-    def _done(self, job_id: int) -> None:
+    def _done(self, job_ids: list[int]) -> list[int]:
+        """Mark jobs done while their leases are ours. :returns: an empty list, the marks
+        still to write."""
+        if not job_ids:
+            return []
         now = utcnow()
         marked = db.session.execute(
-            self._ours(sa.update(Job), job_id)
+            self._ours(sa.update(JOBS), *job_ids)
             .values(status=JobStatus.DONE, finished_at=now, updated_at=now, locked_by=None,
                     locked_until=None, last_error=None)).rowcount
         db.session.commit()
-        if not marked:
-            logger.warning("job %s: lease lost to another worker; its result wins", job_id)
+        if marked < len(job_ids):
+            logger.warning("jobs %s: %d leases lost to another worker; their results win",
+                           job_ids, len(job_ids) - marked)
+        return []
 
     def _failed(self, job_id: int, *, retry_in: float, error: str,
                 count_attempt: bool = True) -> None:
@@ -237,7 +255,7 @@ class Worker:
             self._bury(job_id, job.name, attempts, error)
         else:
             db.session.execute(
-                sa.update(Job).where(Job.id == job_id)
+                sa.update(JOBS).where(JOBS.c.id == job_id)
                 .values(status=JobStatus.QUEUED, attempts=attempts, last_error=error,
                         run_at=utcnow() + timedelta(seconds=retry_in), locked_by=None,
                         locked_until=None, updated_at=utcnow()))
@@ -245,14 +263,14 @@ class Worker:
 
     def _ours(self, statement, *job_ids: int):
         """`statement` limited to the given jobs while this worker's lease holds them."""
-        return statement.where(Job.id.in_(job_ids), Job.locked_by == self.worker_id,
-                               Job.status == JobStatus.RUNNING)
+        return statement.where(JOBS.c.id.in_(job_ids), JOBS.c.locked_by == self.worker_id,
+                               JOBS.c.status == JobStatus.RUNNING)
 
     @staticmethod
     def _bury(job_id: int, name: str, attempts: int, error: str) -> None:
         logger.error("job %s %s is dead after %d attempts: %s", job_id, name, attempts, error)
         db.session.execute(
-            sa.update(Job).where(Job.id == job_id)
+            sa.update(JOBS).where(JOBS.c.id == job_id)
             .values(status=JobStatus.DEAD, attempts=attempts, last_error=error,
                     locked_by=None, locked_until=None, finished_at=utcnow(),
                     updated_at=utcnow()))
@@ -272,9 +290,9 @@ class Worker:
             key = f"periodic:{name}"
             enqueue(name, {}, key=key, max_attempts=1_000_000)
             db.session.execute(
-                sa.update(Job)
-                .where(Job.key == key, Job.status.in_([JobStatus.DONE, JobStatus.DEAD]),
-                       Job.finished_at <= now - timedelta(seconds=every))
+                sa.update(JOBS)
+                .where(JOBS.c.key == key, JOBS.c.status.in_([JobStatus.DONE, JobStatus.DEAD]),
+                       JOBS.c.finished_at <= now - timedelta(seconds=every))
                 .values(status=JobStatus.QUEUED, run_at=now, attempts=0, updated_at=now))
         db.session.commit()
 
