@@ -199,7 +199,7 @@ def sbp_set_callback(url: str | None):
 
 @click.command("worker", cls=KassaCommand)
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
-@click.option("--batch", default=10, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch", default=50, show_default=True, type=click.IntRange(min=1),
               help="The most jobs one claim takes.")
 def worker_command(burst: bool, batch: int):
     """Run queued jobs and the periodic reconciler until stopped."""

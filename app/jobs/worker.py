@@ -55,7 +55,7 @@ def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
 class Worker:
     """Runs the jobs of one Flask app. `run()` loops until `stop` is set."""
 
-    def __init__(self, app: Flask, *, worker_id: str | None = None, batch: int = 10):
+    def __init__(self, app: Flask, *, worker_id: str | None = None, batch: int = 50):
         self.app = app
         self.jobs = registry(app)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
