@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .conftest import Bank, FakeClock
+from .helpers import Bank, FakeClock
 from .test_sandbox_qrs import error_code
 
 

@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from app.sandbox import SandboxServer, SandboxSettings
+from tests.helpers import wait_for
 
-from .conftest import AUTH, MERCHANT_ID, SECRET_KEY, Receiver, wait_until
+from .helpers import AUTH, MERCHANT_ID, SECRET_KEY, Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def test_signed_callback(start_sandbox: Callable[..., SandboxServer], receiver: 
     qr = register(server, qrType="QRDynamic", order="order-1", amount=100, currency="RUB",
                   additionalInfo="cart 1")  # fmt: skip
     paid = pay(server, qr["qrId"])
-    wait_until(lambda: receiver.requests)
+    wait_for(lambda: receiver.requests)
     request = receiver.requests[0]
     raw = request["body"]
     assert request["path"] == "/sbp/callback"
@@ -91,7 +92,7 @@ def test_signed_callback(start_sandbox: Callable[..., SandboxServer], receiver: 
     assert body["order"] == "order-1"
     assert body["transactionDate"].endswith("+03:00")
     assert request["headers"]["X-Api-Signature-SHA256"] == expected_signature(raw)
-    wait_until(lambda: state(server)["deliveries"][0]["delivered"])
+    wait_for(lambda: state(server)["deliveries"][0]["delivered"])
     delivery = state(server)["deliveries"][0]
     assert delivery["transactionId"] == paid["transactionId"]
     assert [a["status_code"] for a in delivery["attempts"]] == [200]
@@ -104,7 +105,7 @@ def test_declined_and_overridden_amount_callbacks(
     qr = register(server, qrType="QRDynamic", order="order-1", amount="101.00", currency="RUB")
     pay(server, qr["qrId"], "DECLINED")
     pay(server, qr["qrId"], amount="101.01")
-    wait_until(lambda: len(receiver.requests) == 2)
+    wait_for(lambda: len(receiver.requests) == 2)
     bodies = [json.loads(r["body"], parse_float=str) for r in receiver.requests]
     assert sorted((b["paymentStatus"], b["amount"]) for b in bodies) == [
         ("DECLINED", "101.00"),
@@ -119,7 +120,7 @@ def test_retries_until_200(start_sandbox: Callable[..., SandboxServer], receiver
     server = start_sandbox(callback_url=receiver.url)
     qr = register(server, qrType="QRStatic", order="s-1", amount=5, currency="RUB")
     pay(server, qr["qrId"])
-    wait_until(lambda: state(server)["deliveries"][0]["delivered"])
+    wait_for(lambda: state(server)["deliveries"][0]["delivered"])
     delivery = state(server)["deliveries"][0]
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 200]
     assert len(receiver.requests) == 3
@@ -143,7 +144,7 @@ def test_connection_errors_are_recorded_and_retries_stop(
     )
     qr = register(server, qrType="QRDynamic", order="o-1", amount=1, currency="RUB")
     pay(server, qr["qrId"])
-    wait_until(lambda: state(server)["deliveries"][0]["gaveUp"])
+    wait_for(lambda: state(server)["deliveries"][0]["gaveUp"])
     delivery = state(server)["deliveries"][0]
     assert not delivery["delivered"]
     assert len(delivery["attempts"]) >= 3
@@ -174,7 +175,7 @@ def test_callback_url_set_through_the_api(
         timeout=5,
     ).json()
     pay(server, link["qrId"])
-    wait_until(lambda: receiver.requests)
+    wait_for(lambda: receiver.requests)
     # A paid cash-link order brings the ecom notification, not the SBP one.
     body = json.loads(receiver.requests[0]["body"], parse_float=str)
     assert body["event"] == "payment"
@@ -205,7 +206,7 @@ def test_refund_completes_in_the_background(start_sandbox: Callable[..., Sandbox
     assert response.json()["refundStatus"] == "IN_PROGRESS"
     # The background thread (not a read) completes it.
     refund = server.sandbox.state.refunds["r-1"]
-    wait_until(lambda: refund.status == "COMPLETED")
+    wait_for(lambda: refund.status == "COMPLETED")
 
 
 def test_shutdown_stops_server_and_worker(
@@ -214,7 +215,7 @@ def test_shutdown_stops_server_and_worker(
     server = start_sandbox(callback_url=receiver.url)
     qr = register(server, qrType="QRDynamic", order="o-1", amount=1, currency="RUB")
     pay(server, qr["qrId"])
-    wait_until(lambda: receiver.requests)
+    wait_for(lambda: receiver.requests)
     worker = server.sandbox.worker
     assert worker.running
     server.shutdown()

@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.sandbox import SandboxSettings, cli, create_sandbox_app, get_sandbox
+from tests.helpers import wait_for
 
-from .conftest import MERCHANT_ID, SECRET_KEY, FakeClock, Receiver, wait_until
+from .helpers import MERCHANT_ID, SECRET_KEY, FakeClock, Receiver
 
 LOGIN, PASSWORD, GROUP = "v5-online-atol-ru", "zUr0OxfI", "v5-online-atol-ru_5179"
 BASE = "/possystem/v5"
@@ -256,7 +257,7 @@ def test_fail_next_and_lose_answer(atol: Atol) -> None:
 def test_callback_delivered_with_retries(atol: Atol, receiver: Receiver) -> None:
     receiver.responses = [500]
     uuid = atol.sell(packet(service={"callback_url": receiver.url})).get_json()["uuid"]
-    wait_until(lambda: len(receiver.requests) >= 2)
+    wait_for(lambda: len(receiver.requests) >= 2)
     body = json.loads(receiver.requests[-1]["body"])
     assert (body["uuid"], body["status"], body["external_id"]) == (uuid, "done", "ext-1")
     assert body["callback_url"] == receiver.url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .conftest import Bank, FakeClock
+from .helpers import Bank, FakeClock
 
 
 def page(response) -> str:

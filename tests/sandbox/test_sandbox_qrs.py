@@ -9,7 +9,7 @@ import pytest
 
 from app.sandbox import clock
 
-from .conftest import AUTH, MERCHANT_ID, Bank, FakeClock
+from .helpers import AUTH, MERCHANT_ID, Bank, FakeClock
 
 
 def error_code(response) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import Bank, wait_until
+from tests.helpers import wait_for
+
+from .helpers import Bank
 from .test_sandbox_qrs import error_code
 
 
@@ -20,7 +22,7 @@ def test_refund_in_progress_then_completed(bank: Bank) -> None:
     )
     assert refund_status(bank, "refund-1") == "IN_PROGRESS"
     # refund_processing_seconds is 0.2 in these tests; the background thread completes it.
-    wait_until(lambda: refund_status(bank, "refund-1") == "COMPLETED")
+    wait_for(lambda: refund_status(bank, "refund-1") == "COMPLETED")
     state = bank.client.get("/sandbox/state").get_json()
     assert state["refunds"][0]["refundStatus"] == "COMPLETED"
     assert state["refunds"][0]["amount"] == "40.00"
