@@ -44,6 +44,8 @@ BACKOFF_MAX_SECONDS = 3600.0
 LOOP_RETRY_SECONDS = 0.5
 LOOP_RETRY_MAX_SECONDS = 30.0
 ARM_PERIODIC_EVERY_SECONDS = 1.0
+# After a claim that did not fill its batch, a short pause before the next one.
+PARTIAL_CLAIM_PAUSE_SECONDS = 0.05
 
 
 def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
@@ -94,6 +96,10 @@ class Worker:
                 if burst:
                     break
                 self.stop.wait(idle)
+            elif claimed < self.batch and not burst:
+                # The queue ran short: let the next claim gather what arrives meanwhile
+                # instead of coming back with one job, or none and a full idle sleep.
+                self.stop.wait(PARTIAL_CLAIM_PAUSE_SECONDS)
         logger.log(level, "worker %s stopped", self.worker_id)
 
     def _wait_after_failure(self, exc: Exception, failures: int) -> None:
