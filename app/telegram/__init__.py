@@ -1,0 +1,1 @@
+"""Telegram room: the bot and the Mini App."""
