@@ -1,4 +1,4 @@
-"""Flask commands: qr, payment, receipt, worker, sbp, demo, and the sandbox."""
+"""Flask commands: qr, payment, receipt, cashier, worker, sbp, demo, and the sandbox."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ sbp_cli = KassaGroup("sbp", help="Settings at the bank.")
 demo_cli = KassaGroup("demo", help="Demo data for a first look.")
 payment_cli = KassaGroup("payment", help="Payments: review and refunds.")
 receipt_cli = KassaGroup("receipt", help="54-FZ receipts.")
+cashier_cli = KassaGroup("cashier", help="Staff of the Telegram bot: cashiers and managers.")
 
 
 def _print(data) -> None:
@@ -187,6 +188,61 @@ def receipt_retry(receipt_id: int):
     _print(receipt_to_dict(receipt))
 
 
+def _telegram_id(value: str) -> int:
+    """TELEGRAM_ID as typed; anything but a positive integer is refused in one line."""
+    from app.people.services import check_telegram_id
+
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0  # refused below with the same message
+    return check_telegram_id(number)
+
+
+# "-5" is a bad TELEGRAM_ID to refuse in one line, not an unknown option.
+_ID_ARGUMENT = {"ignore_unknown_options": True}
+
+
+def _staff_to_dict(member) -> dict:
+    return {
+        "telegram_id": member.telegram_id, "name": member.name, "active": member.active,
+        "cashier": member.is_cashier, "manager": member.is_manager,
+        "can_edit_catalog": member.can_edit_catalog, "till_id": member.till_id,
+    }
+
+
+@cashier_cli.command("add", context_settings=_ID_ARGUMENT)
+@click.argument("telegram_id")
+@click.option("--name", help="How the staff member is shown.")
+@click.option("--manager", is_flag=True, help="May decide on requests for access.")
+@click.option("--catalog", is_flag=True, help="May edit the catalog.")
+def cashier_add(telegram_id: str, name: str | None, manager: bool, catalog: bool):
+    """Add a cashier (or update and re-activate one) and print it as JSON."""
+    from app.people.services import add_staff
+
+    member = add_staff(_telegram_id(telegram_id), name=name, manager=manager,
+                       can_edit_catalog=catalog)
+    _print(_staff_to_dict(member))
+
+
+@cashier_cli.command("disable", context_settings=_ID_ARGUMENT)
+@click.argument("telegram_id")
+def cashier_disable(telegram_id: str):
+    """Take a staff member's access away."""
+    from app.people.services import disable_staff
+
+    member = disable_staff(_telegram_id(telegram_id))
+    _print(_staff_to_dict(member))
+
+
+@cashier_cli.command("list")
+def cashier_list():
+    """Print every staff member, active or not, as JSON."""
+    from app.people.services import staff_list
+
+    _print([_staff_to_dict(member) for member in staff_list()])
+
+
 @sbp_cli.command("set-callback")
 @click.option("--url", help="Defaults to PUBLIC_URL/sbp/callback.")
 def sbp_set_callback(url: str | None):
@@ -231,8 +287,8 @@ def demo_seed():
 def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
-    for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, worker_command,
-                    sandbox_cli):
+    for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
+                    worker_command, sandbox_cli):
         app.cli.add_command(command)
     # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
     # starts): the same commands in a group that reports an unreachable database in one line.

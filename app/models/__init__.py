@@ -12,6 +12,7 @@ from app.models.orders import (
     OrderItem,
     OrderStatus,
 )
+from app.models.people import ACCESS_TRANSITIONS, AccessRequest, AccessStatus, StaffMember
 from app.models.receipts import RECEIPT_TRANSITIONS, Receipt, ReceiptKind, ReceiptStatus
 from app.models.sbp import (
     ACTIVATION_TRANSITIONS,
@@ -31,6 +32,7 @@ from app.models.sbp import (
 )
 
 __all__ = [
+    "ACCESS_TRANSITIONS",
     "ACTIVATION_TRANSITIONS",
     "OPEN_ORDER_STATUSES",
     "ORDER_TRANSITIONS",
@@ -39,6 +41,8 @@ __all__ = [
     "RECEIPT_TRANSITIONS",
     "REFUND_TRANSITIONS",
     "VAT_RATES",
+    "AccessRequest",
+    "AccessStatus",
     "ActivationStatus",
     "BankEvent",
     "CashLinkActivation",
@@ -61,6 +65,7 @@ __all__ = [
     "ReceiptStatus",
     "Refund",
     "RefundStatus",
+    "StaffMember",
     "install_id",
     "utcnow",
 ]

@@ -65,6 +65,8 @@ class Order(TimestampMixin, db.Model):
     customer_email: Mapped[str | None] = mapped_column(sa.String(64))
     customer_phone: Mapped[str | None] = mapped_column(sa.String(20))
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The cashier who made the order (Telegram room); none for the other channels.
+    cashier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

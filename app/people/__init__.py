@@ -1,0 +1,1 @@
+"""People of the Telegram room: staff (cashiers, managers) and requests for access."""

@@ -1,0 +1,210 @@
+"""People services: each public function commits once or rolls back.
+
+Staff are Telegram users: a cashier sells from the bot, a manager decides who gets access
+(and, with `can_edit_catalog`, may change the catalog). A person asks for access with
+`request_access`; an active manager approves or refuses it with `decide_access`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from app.errors import InvalidStateError, NotFoundError, ValidationError
+from app.extensions import db
+from app.models import AccessRequest, AccessStatus, StaffMember, utcnow
+
+logger = logging.getLogger(__name__)
+
+MAX_TELEGRAM_ID = 2**63 - 1   # BIGINT
+MAX_NAME = 128
+MAX_USERNAME = 64
+
+
+@contextmanager
+def _unit() -> Iterator[None]:
+    """Commit what the block did, or roll all of it back on any error."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def check_telegram_id(value) -> int:
+    """A Telegram user id: a positive integer that fits BIGINT.
+
+    :raises ValidationError: anything else.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 < value <= MAX_TELEGRAM_ID:
+        raise ValidationError(_l("Telegram ID должен быть целым положительным числом"),
+                              code="invalid_telegram_id")
+    return value
+
+
+def _clean(value: str | None, limit: int, message) -> str | None:
+    value = (value or "").strip()
+    if len(value) > limit:
+        raise ValidationError(message, code="invalid_name")
+    return value or None
+
+
+def _name(value: str | None) -> str | None:
+    return _clean(value, MAX_NAME, _l("Имя: не больше 128 символов"))
+
+
+def _staff(telegram_id: int) -> StaffMember | None:
+    return db.session.scalars(
+        sa.select(StaffMember).where(StaffMember.telegram_id == telegram_id)
+    ).first()
+
+
+def add_staff(telegram_id: int, *, name: str | None = None, cashier: bool = True,
+              manager: bool = False, can_edit_catalog: bool = False) -> StaffMember:
+    """Add a staff member, or update and re-activate the one with this Telegram id.
+
+    A name left out keeps the one already saved.
+
+    :raises ValidationError: a bad Telegram id or a name too long; nothing is saved.
+    """
+    check_telegram_id(telegram_id)
+    name = _name(name)
+    with _unit():
+        member = _staff(telegram_id)
+        if member is None:
+            member = StaffMember(telegram_id=telegram_id)
+            db.session.add(member)
+        if name is not None:
+            member.name = name
+        member.is_cashier = bool(cashier)
+        member.is_manager = bool(manager)
+        member.can_edit_catalog = bool(can_edit_catalog)
+        member.active = True
+    logger.info("staff %s (tg %s) saved: cashier=%s manager=%s catalog=%s", member.id,
+                telegram_id, member.is_cashier, member.is_manager, member.can_edit_catalog)
+    return member
+
+
+def disable_staff(telegram_id: int) -> StaffMember:
+    """Take a staff member's access away (the record and their orders stay).
+
+    :raises ValidationError: a bad Telegram id.
+    :raises NotFoundError: no staff member has this Telegram id.
+    """
+    check_telegram_id(telegram_id)
+    with _unit():
+        member = _staff(telegram_id)
+        if member is None:
+            raise NotFoundError(_l("Сотрудник с Telegram ID %(id)s не найден", id=telegram_id),
+                                code="unknown_staff")
+        member.active = False
+    logger.info("staff %s (tg %s) disabled", member.id, telegram_id)
+    return member
+
+
+def active_cashier(telegram_id: int) -> StaffMember | None:
+    """The active cashier with this Telegram id, or None (unknown, disabled, not a cashier)."""
+    if isinstance(telegram_id, bool) or not isinstance(telegram_id, int):
+        return None
+    return db.session.scalars(sa.select(StaffMember).where(
+        StaffMember.telegram_id == telegram_id, StaffMember.active.is_(True),
+        StaffMember.is_cashier.is_(True),
+    )).first()
+
+
+def _active_manager(telegram_id: int) -> StaffMember | None:
+    return db.session.scalars(sa.select(StaffMember).where(
+        StaffMember.telegram_id == telegram_id, StaffMember.active.is_(True),
+        StaffMember.is_manager.is_(True),
+    )).first()
+
+
+def managers() -> list[StaffMember]:
+    """The active managers (those who decide on requests for access), oldest first."""
+    return list(db.session.scalars(sa.select(StaffMember).where(
+        StaffMember.active.is_(True), StaffMember.is_manager.is_(True),
+    ).order_by(StaffMember.id)))
+
+
+def staff_list() -> list[StaffMember]:
+    """Every staff member, active or not, in the order they were added."""
+    return list(db.session.scalars(sa.select(StaffMember).order_by(StaffMember.id)))
+
+
+def _pending_request(telegram_id: int) -> AccessRequest | None:
+    return db.session.scalars(sa.select(AccessRequest).where(
+        AccessRequest.telegram_id == telegram_id,
+        AccessRequest.status == AccessStatus.PENDING,
+    )).first()
+
+
+def request_access(telegram_id: int, name: str | None = None, *,
+                   username: str | None = None) -> AccessRequest:
+    """Ask for access to the shop. One pending request per person: asking again returns it.
+
+    :raises ValidationError: a bad Telegram id, name or username; nothing is saved.
+    :raises InvalidStateError: the person already is an active staff member.
+    """
+    check_telegram_id(telegram_id)
+    name = _name(name)
+    username = _clean(username, MAX_USERNAME, _l("Имя пользователя: не больше 64 символов"))
+    member = _staff(telegram_id)
+    if member is not None and member.active:
+        raise InvalidStateError(_l("У вас уже есть доступ"), code="already_staff")
+    pending = _pending_request(telegram_id)
+    if pending is not None:
+        return pending
+    access = AccessRequest(telegram_id=telegram_id, name=name, username=username,
+                           status=AccessStatus.PENDING)
+    try:
+        with _unit():
+            db.session.add(access)
+    except sa.exc.IntegrityError:
+        # The same person asked twice at once: the other request won, and it is the one.
+        pending = _pending_request(telegram_id)
+        if pending is None:
+            raise
+        return pending
+    logger.info("access request %s from tg %s", access.id, telegram_id)
+    return access
+
+
+def decide_access(request_id: int, *, approve: bool,
+                  manager_telegram_id: int) -> AccessRequest:
+    """Approve or refuse a request for access; approval makes the person an active cashier.
+
+    Deciding the same way again changes nothing.
+
+    :raises NotFoundError: no such request.
+    :raises InvalidStateError: the decider is not an active manager, or the request was
+        already decided the other way; nothing is saved.
+    """
+    with _unit():
+        manager = _active_manager(manager_telegram_id)
+        if manager is None:
+            raise InvalidStateError(_l("Решать о доступе может только менеджер"),
+                                    code="not_a_manager", status=403)
+        access = db.session.get(AccessRequest, request_id)
+        if access is None:
+            raise NotFoundError(_l("Запрос доступа не найден"), code="unknown_request")
+        to = AccessStatus.APPROVED if approve else AccessStatus.REFUSED
+        if not access.set_status(to):
+            return access
+        access.decided_by = manager.id
+        access.decided_at = utcnow()
+        if approve:
+            member = _staff(access.telegram_id)
+            if member is None:
+                member = StaffMember(telegram_id=access.telegram_id, name=access.name,
+                                     is_manager=False, can_edit_catalog=False)
+                db.session.add(member)
+            member.is_cashier = True
+            member.active = True
+    logger.info("access request %s %s by staff %s", access.id, to.value, manager.id)
+    return access
