@@ -96,6 +96,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "TELEGRAM_BOT_TOKEN": _env("TELEGRAM_BOT_TOKEN"),
         "TELEGRAM_API_URL": _env("TELEGRAM_API_URL", "https://api.telegram.org"),
+        # How old a Mini App's initData may be before the cashier must open the till again.
+        "TELEGRAM_INIT_DATA_MAX_AGE": _int("TELEGRAM_INIT_DATA_MAX_AGE", 24 * 3600),
         "SBP_PROVIDER": _env("SBP_PROVIDER", "raiffeisen"),
         "RAIFFEISEN_API_URL": _env(
             "RAIFFEISEN_API_URL", "https://pay.raif.ru" if production else sandbox_url
@@ -167,6 +169,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
     if cfg["JOB_RETENTION_DAYS"] < 1:
         # A repeated event finds its done job (by key) and adds nothing: keep them a while.
         raise ConfigError(f"JOB_RETENTION_DAYS must be at least 1, got {cfg['JOB_RETENTION_DAYS']}")
+    if cfg["TELEGRAM_INIT_DATA_MAX_AGE"] < 1:
+        raise ConfigError("TELEGRAM_INIT_DATA_MAX_AGE must be at least 1 second, got "
+                          f"{cfg['TELEGRAM_INIT_DATA_MAX_AGE']}")
     if production:
         _check_production(cfg, secret_key_given=bool(secret_key) or "SECRET_KEY" in overrides)
     return cfg

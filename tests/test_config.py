@@ -201,3 +201,11 @@ def test_demo_receipts_name_the_shops_own_site_as_the_place_of_settlement(monkey
     assert load_config("development")["COMPANY_PAYMENT_ADDRESS"] == "http://127.0.0.1:5050"
     monkeypatch.delenv("PUBLIC_URL")
     assert load_config("development")["COMPANY_PAYMENT_ADDRESS"] == "http://127.0.0.1:5000"
+
+
+def test_an_init_data_age_under_a_second_is_refused(monkeypatch):
+    monkeypatch.setenv("TELEGRAM_INIT_DATA_MAX_AGE", "0")
+    with pytest.raises(ConfigError, match="TELEGRAM_INIT_DATA_MAX_AGE must be at least 1"):
+        load_config()
+    monkeypatch.setenv("TELEGRAM_INIT_DATA_MAX_AGE", "600")
+    assert load_config()["TELEGRAM_INIT_DATA_MAX_AGE"] == 600
