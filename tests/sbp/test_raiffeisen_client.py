@@ -108,75 +108,19 @@ def test_static_qr_without_sum_and_cash_link_order_cycle(client, bank):
     assert unknown.value.code == "ORDER_NOT_FOUND"
 
 
-class _Flaky(BaseHTTPRequestHandler):
-    """Answers 503 to everything and counts what it was sent."""
+class _Canned(BaseHTTPRequestHandler):
+    """A bank that answers every call with `status` and the body `answer`, and keeps the
+    method of each call it was sent."""
 
+    status: ClassVar[int] = 200
+    answer: ClassVar[bytes] = b""
     hits: ClassVar[list[str]] = []
 
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         type(self).hits.append(self.command)
-        self.send_response(503)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"code":"ERROR.UNAVAILABLE","message":"try later"}')
-
-    do_GET = do_POST = do_DELETE = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def flaky_bank():
-    _Flaky.hits = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_retries_only_what_is_safe(flaky_bank):
-    client = RaiffeisenClient(flaky_bank, SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY)
-    client.http.backoff = 0.01
-
-    with pytest.raises(ProviderError) as get_error:
-        client.get_qr("X")
-    assert get_error.value.retryable is True
-    assert _Flaky.hits == ["GET"] * 3  # a read is retried
-
-    _Flaky.hits.clear()
-    with pytest.raises(ProviderError):
-        client.refund(refund_id="rf-1", order="o-1", amount_kopecks=100)
-    assert _Flaky.hits == ["POST"] * 3  # keyed by our refundId: safe to repeat
-
-    _Flaky.hits.clear()
-    response = client.http.request("POST", "/api/something", json_body={})
-    assert response.status == 503
-    assert _Flaky.hits == ["POST"]  # an unkeyed POST is sent once
-
-
-def test_unreachable_bank_is_a_retryable_network_error():
-    client = RaiffeisenClient("http://127.0.0.1:9", SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY)
-    client.http.backoff = 0.01
-    with pytest.raises(ProviderError) as down:
-        client.get_qr("X")
-    assert (down.value.code, down.value.retryable) == ("network", True)
-
-
-class _Canned(BaseHTTPRequestHandler):
-    """Answers every call with HTTP 200 and the body in `answer`; keeps what it was sent."""
-
-    answer: ClassVar[bytes] = b""
-    hits: ClassVar[list[tuple[str, str]]] = []
-
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        type(self).hits.append((self.command, self.path))
-        self.send_response(200)
+        self.send_response(type(self).status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(type(self).answer)
@@ -187,14 +131,53 @@ class _Canned(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def canned_bank():
-    _Canned.hits = []
+def _serve_canned(status: int, answer: bytes):
+    _Canned.status, _Canned.answer, _Canned.hits = status, answer, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def flaky_bank():
+    """503 to everything."""
+    yield from _serve_canned(503, b'{"code":"ERROR.UNAVAILABLE","message":"try later"}')
+
+
+@pytest.fixture
+def canned_bank():
+    """200 with whatever the test puts in `_Canned.answer`."""
+    yield from _serve_canned(200, b"")
+
+
+def test_retries_only_what_is_safe(flaky_bank):
+    client = RaiffeisenClient(flaky_bank, SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY)
+    client.http.backoff = 0.01
+
+    with pytest.raises(ProviderError) as get_error:
+        client.get_qr("X")
+    assert get_error.value.retryable is True
+    assert _Canned.hits == ["GET"] * 3  # a read is retried
+
+    _Canned.hits.clear()
+    with pytest.raises(ProviderError):
+        client.refund(refund_id="rf-1", order="o-1", amount_kopecks=100)
+    assert _Canned.hits == ["POST"] * 3  # keyed by our refundId: safe to repeat
+
+    _Canned.hits.clear()
+    response = client.http.request("POST", "/api/something", json_body={})
+    assert response.status == 503
+    assert _Canned.hits == ["POST"]  # an unkeyed POST is sent once
+
+
+def test_unreachable_bank_is_a_retryable_network_error():
+    client = RaiffeisenClient("http://127.0.0.1:9", SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY)
+    client.http.backoff = 0.01
+    with pytest.raises(ProviderError) as down:
+        client.get_qr("X")
+    assert (down.value.code, down.value.retryable) == ("network", True)
 
 
 def test_http_200_whose_code_is_not_success_is_a_refusal(canned_bank):
