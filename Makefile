@@ -7,8 +7,8 @@ export FLASK_APP := wsgi
 
 .PHONY: run test install sysdeps lint format migrate seed clean bench
 
-# System tools the tests use: zbarimg decodes the receipts' check QR codes.
-SYSDEPS := zbarimg:zbar-tools
+# System tools the tests use: zbarimg decodes QR codes; Debian's chromium runs the browser tests.
+SYSDEPS := zbarimg:zbar-tools chromium:chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -84,11 +84,14 @@ def register_jobs(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
-    """Payments (SBP) and receipts (fiscal): each adds its provider, routes and jobs."""
-    from app import fiscal, sbp
+    """Payments (SBP), receipts (fiscal), the bot (telegram) and the till (miniapp): each
+    adds its provider, routes and jobs."""
+    from app import fiscal, miniapp, sbp, telegram
 
     sbp.init_app(app)
     fiscal.init_app(app)
+    telegram.init_app(app)
+    miniapp.init_app(app)
 
 
 def register_health(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -14,7 +15,8 @@ from app.extensions import db
 from app.fiscal import check_line
 from app.fiscal.builder import ReceiptError, check_sale_lines
 from app.fiscal.receipt import ReceiptLine
-from app.models import Order, OrderChannel, OrderItem, Product
+from app.formatting import MOSCOW
+from app.models import Order, OrderChannel, OrderItem, Product, utcnow
 from app.money import format_rubles
 from app.receipt_lines import MAX_LINES, MAX_PRICE_KOPECKS, MAX_QUANTITY_MILLI, line_amount
 
@@ -111,9 +113,11 @@ def create_order(
     description: str | None = None,
     customer_email: str | None = None,
     customer_phone: str | None = None,
+    cashier_id: int | None = None,
 ) -> Order:
     """Create an order from priced lines and commit it.
 
+    :param cashier_id: the staff member who made it (the Mini App's orders).
     :raises ValidationError: empty cart, a bad price, quantity, VAT rate, email or phone.
     """
     phone = re.sub(r"[\s()-]", "", customer_phone) if customer_phone else None
@@ -123,6 +127,7 @@ def create_order(
         description=(description or "").strip()[:140] or None,
         customer_email=customer_email or None,
         customer_phone=phone,
+        cashier_id=cashier_id,
         total_kopecks=0,
     )
     for position, line in enumerate(lines):
@@ -160,3 +165,20 @@ def get_order(order_id: int) -> Order:
     if order is None:
         raise NotFoundError(_l("Заказ не найден"))
     return order
+
+
+def shop_day_start(now: datetime | None = None) -> datetime:
+    """When the shop's day began, in UTC: the last midnight in Moscow, as the receipts
+    and the screens count days."""
+    local = (now or utcnow()).astimezone(MOSCOW)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def cashier_orders_today(cashier_id: int, *, limit: int = 200) -> list[Order]:
+    """The orders a cashier made since the shop's day began, newest first."""
+    return list(db.session.scalars(
+        sa.select(Order)
+        .where(Order.cashier_id == cashier_id, Order.created_at >= shop_day_start())
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit)
+    ))
