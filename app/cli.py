@@ -235,6 +235,21 @@ def cashier_disable(telegram_id: str):
     _print(_staff_to_dict(member))
 
 
+@cashier_cli.command("till", context_settings=_ID_ARGUMENT)
+@click.argument("telegram_id")
+@click.argument("qr_code_id", required=False, type=click.IntRange(min=1))
+@click.option("--none", "clear", is_flag=True, help="Take the staff member off their till.")
+def cashier_till(telegram_id: str, qr_code_id: int | None, clear: bool):
+    """Put a cashier at a till: the cash link QR_CODE_ID (see `flask qr create --type
+    cash-link`), so the Mini App offers it; --none takes them off."""
+    from app.people.services import assign_till
+
+    if (qr_code_id is None) == (not clear):
+        raise click.UsageError("give either QR_CODE_ID or --none")
+    member = assign_till(_telegram_id(telegram_id), None if clear else qr_code_id)
+    _print(_staff_to_dict(member))
+
+
 @cashier_cli.command("list")
 def cashier_list():
     """Print every staff member, active or not, as JSON."""

@@ -67,6 +67,11 @@ class Order(TimestampMixin, db.Model):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The cashier who made the order (Telegram room); none for the other channels.
     cashier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    # The till (its cash link) the cashier sold at, whichever QR the customer paid with.
+    # Added after both tables exist (use_alter): qr_codes refers to orders too.
+    till_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("qr_codes.id", use_alter=True, ondelete="SET NULL"), index=True
+    )
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"

@@ -73,7 +73,7 @@ class QrCode(TimestampMixin, db.Model):
     review_reason: Mapped[str | None] = mapped_column(sa.String(255))
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    order: Mapped[Order | None] = relationship()
+    order: Mapped[Order | None] = relationship(foreign_keys=[order_id])
     payments: Mapped[list[Payment]] = relationship(
         back_populates="qr_code", order_by="Payment.id"
     )

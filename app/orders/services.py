@@ -114,10 +114,12 @@ def create_order(
     customer_email: str | None = None,
     customer_phone: str | None = None,
     cashier_id: int | None = None,
+    till_id: int | None = None,
 ) -> Order:
     """Create an order from priced lines and commit it.
 
     :param cashier_id: the staff member who made it (the Mini App's orders).
+    :param till_id: the cash link of the till it was sold at, if the cashier has one.
     :raises ValidationError: empty cart, a bad price, quantity, VAT rate, email or phone.
     """
     phone = re.sub(r"[\s()-]", "", customer_phone) if customer_phone else None
@@ -128,6 +130,7 @@ def create_order(
         customer_email=customer_email or None,
         customer_phone=phone,
         cashier_id=cashier_id,
+        till_id=till_id,
         total_kopecks=0,
     )
     for position, line in enumerate(lines):

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.errors import InvalidStateError, NotFoundError, ValidationError
 from app.extensions import db
-from app.models import AccessRequest, AccessStatus, StaffMember, utcnow
+from app.models import AccessRequest, AccessStatus, QrCode, QrKind, QrStatus, StaffMember, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -208,3 +208,29 @@ def decide_access(request_id: int, *, approve: bool,
             member.active = True
     logger.info("access request %s %s by staff %s", access.id, to.value, manager.id)
     return access
+
+
+def assign_till(telegram_id: int, till_id: int | None) -> StaffMember:
+    """Put a staff member at a till (its cash link), or take them off it with None.
+
+    :raises ValidationError: a bad Telegram id.
+    :raises NotFoundError: no such staff member, or no cash link with this id.
+    :raises InvalidStateError: the cash link is switched off.
+    """
+    check_telegram_id(telegram_id)
+    with _unit():
+        member = _staff(telegram_id)
+        if member is None:
+            raise NotFoundError(_l("Сотрудник с Telegram ID %(id)s не найден", id=telegram_id),
+                                code="unknown_staff")
+        if till_id is not None:
+            till = db.session.get(QrCode, till_id)
+            if till is None or till.kind != QrKind.CASH_LINK:
+                raise NotFoundError(_l("Кассовая ссылка %(id)s не найдена", id=till_id),
+                                    code="unknown_till")
+            if till.status == QrStatus.CANCELLED:
+                raise InvalidStateError(_l("Кассовая ссылка отключена"),
+                                        code="cash_link_disabled")
+        member.till_id = till_id
+    logger.info("staff %s (tg %s) at till %s", member.id, telegram_id, till_id)
+    return member

@@ -175,3 +175,37 @@ def test_cli_bad_input_is_one_line_and_changes_nothing(app, args):
     assert result.output.count("\n") == 1, result.output
     assert "Traceback" not in result.output
     assert _count(StaffMember) == 0
+
+
+def _cash_link(status=None) -> int:
+    from app.models import QrCode, QrKind, QrStatus
+
+    link = QrCode(kind=QrKind.CASH_LINK, status=status or QrStatus.INACTIVE,
+                  qr_id="AS-TILL-1", bank_order="till-1",
+                  payload="https://qr.nspk.ru/AS-TILL-1?type=01")
+    db.session.add(link)
+    db.session.commit()
+    return link.id
+
+
+def test_a_cashier_is_put_at_a_till_and_taken_off_it(app):
+    till = _cash_link()
+    services.add_staff(CASHIER)
+    put = _cli(app, "till", str(CASHIER), str(till))
+    assert put.exit_code == 0, put.output
+    assert json.loads(put.output)["till_id"] == till
+    off = _cli(app, "till", str(CASHIER), "--none")
+    assert off.exit_code == 0, off.output
+    assert json.loads(off.output)["till_id"] is None
+
+
+def test_a_till_must_be_a_working_cash_link(app):
+    from app.models import QrStatus
+
+    services.add_staff(CASHIER)
+    with pytest.raises(NotFoundError):
+        services.assign_till(CASHIER, 999)
+    with pytest.raises(InvalidStateError):
+        services.assign_till(CASHIER, _cash_link(QrStatus.CANCELLED))
+    assert _cli(app, "till", str(CASHIER)).exit_code == 2  # neither a till nor --none
+    assert db.session.scalars(sa.select(StaffMember.till_id)).one() is None
