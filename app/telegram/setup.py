@@ -77,7 +77,7 @@ def set_webhook(say: Callable[[str], None]) -> None:
     app_url = miniapp_url()
     with _step("setChatMenuButton"):
         bot.set_chat_menu_button(menu_button=MenuButtonWebApp(
-            "web_app", text=_("Касса"), web_app=WebAppInfo(app_url)))
+            text=_("Касса"), web_app=WebAppInfo(app_url)))
     say(f"menu button set: {_('Касса')} -> {app_url}")
     commands = [BotCommand("start", _("Открыть кассу или запросить доступ")),
                 BotCommand("help", _("Что умеет бот")),

@@ -8,6 +8,7 @@ Point the bot at it through TELEGRAM_API_URL (`<url>/bot<token>/<method>`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -36,6 +37,8 @@ class FakeBotApi:
     _stalls: dict[str, int] = field(default_factory=dict)
     _released: threading.Event = field(default_factory=threading.Event)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    _errors: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    held: int = 0  # calls held unanswered by `stall` so far
 
     def start(self) -> FakeBotApi:
         api = self
@@ -56,14 +59,17 @@ class FakeBotApi:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # The caller may be gone (a killed worker).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -75,6 +81,11 @@ class FakeBotApi:
         """Answer the next calls of `method` with 429 Too Many Requests, one per value."""
         with self._lock:
             self._refusals.setdefault(method, []).extend(retry_after)
+
+    def fail(self, method: str, error_code: int, description: str) -> None:
+        """Answer the next call of `method` with this error (403 bot blocked, say)."""
+        with self._lock:
+            self._errors.setdefault(method, []).append((error_code, description))
 
     def stall(self, method: str, count: int = 1) -> None:
         """Hold the next `count` calls of `method` unanswered and unrecorded (Telegram never
@@ -109,9 +120,15 @@ class FakeBotApi:
             if stalled:
                 self._stalls[method] = stalled - 1
         if stalled:
+            with self._lock:
+                self.held += 1
             self._released.wait()
             return 503, {"ok": False, "error_code": 503, "description": "stalled"}
         with self._lock:
+            errors = self._errors.get(method)
+            if errors:
+                code, description = errors.pop(0)
+                return code, {"ok": False, "error_code": code, "description": description}
             waits = self._refusals.get(method)
             if waits:
                 retry_after = waits.pop(0)
