@@ -1,12 +1,14 @@
 """A fake Telegram Bot API server on loopback for the tests: it answers the methods the bot
 calls the way the Bot API does (`{"ok": true, "result": ...}`), records every call, and can
-be told to refuse the next calls of a method with 429 and a `retry_after`.
+be told to refuse the next calls of a method with 429 and a `retry_after`, to hold calls
+unanswered (`stall`), and given `updates` for getUpdates.
 
 Point the bot at it through TELEGRAM_API_URL (`<url>/bot<token>/<method>`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -32,6 +34,11 @@ class FakeBotApi:
     _refusals: dict[str, list[int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _message_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _stalls: dict[str, int] = field(default_factory=dict)
+    _released: threading.Event = field(default_factory=threading.Event)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    _errors: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    held: int = 0  # calls held unanswered by `stall` so far
 
     def start(self) -> FakeBotApi:
         api = self
@@ -52,17 +59,21 @@ class FakeBotApi:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # The caller may be gone (a killed worker).
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
             def log_message(self, *args):
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
+        self._released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -70,6 +81,17 @@ class FakeBotApi:
         """Answer the next calls of `method` with 429 Too Many Requests, one per value."""
         with self._lock:
             self._refusals.setdefault(method, []).extend(retry_after)
+
+    def fail(self, method: str, error_code: int, description: str) -> None:
+        """Answer the next call of `method` with this error (403 bot blocked, say)."""
+        with self._lock:
+            self._errors.setdefault(method, []).append((error_code, description))
+
+    def stall(self, method: str, count: int = 1) -> None:
+        """Hold the next `count` calls of `method` unanswered and unrecorded (Telegram never
+        took them) until `stop()`."""
+        with self._lock:
+            self._stalls[method] = self._stalls.get(method, 0) + count
 
     def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
         """The parameters of every accepted call of `method`, in order."""
@@ -94,6 +116,19 @@ class FakeBotApi:
         elif body:
             params.update(parse_qsl(body.decode()))
         with self._lock:
+            stalled = self._stalls.get(method, 0)
+            if stalled:
+                self._stalls[method] = stalled - 1
+        if stalled:
+            with self._lock:
+                self.held += 1
+            self._released.wait()
+            return 503, {"ok": False, "error_code": 503, "description": "stalled"}
+        with self._lock:
+            errors = self._errors.get(method)
+            if errors:
+                code, description = errors.pop(0)
+                return code, {"ok": False, "error_code": code, "description": description}
             waits = self._refusals.get(method)
             if waits:
                 retry_after = waits.pop(0)
@@ -104,6 +139,9 @@ class FakeBotApi:
             return 200, {"ok": True, "result": self._result(method, params)}
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getUpdates":
+            updates, self.updates = self.updates, []
+            return updates
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Kassa", "username": "kassa_bot"}
         if method in ("sendMessage", "editMessageText", "sendPhoto"):
