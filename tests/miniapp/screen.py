@@ -73,8 +73,9 @@ class Screen:
 
     def __init__(self, response):
         self.status = response.status_code
+        self.html = response.get_data(as_text=True)
         parser = _Parser()
-        parser.feed(response.get_data(as_text=True))
+        parser.feed(self.html)
         self.root = parser.root
         sections = self.root.all("section", data_screen=True)
         assert len(sections) == 1, f"expected one screen, got {len(sections)}"

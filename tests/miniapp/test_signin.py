@@ -59,7 +59,8 @@ PRODUCTION = {
 }
 
 
-@pytest.mark.parametrize("config", [{"APP_ENV": "testing"}, PRODUCTION], ids=["testing", "production"])
+@pytest.mark.parametrize("config", [{"APP_ENV": "testing"}, PRODUCTION],
+                         ids=["testing", "production"])
 def test_without_a_bot_token_only_development_has_a_demo(make_app, config):
     app = make_app(**{**config, "TELEGRAM_BOT_TOKEN": None})
     screen = Phone(app, None).get("/miniapp/catalog")
