@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(load_config(overrides=config))
     configure_logging(app)
     register_extensions(app)
+    register_assets(app)
     register_models(app)
     register_jobs(app)
     register_features(app)
@@ -70,6 +71,12 @@ def register_extensions(app: Flask) -> None:
     # Flask-Login is bound with the admin panel, which brings the user model it loads.
     csrf.init_app(app)
     babel.init_app(app)
+
+
+def register_assets(app: Flask) -> None:
+    from app import assets
+
+    assets.init_app(app)
 
 
 def register_models(app: Flask) -> None:
