@@ -1,4 +1,5 @@
-"""Demo data for `flask demo seed`: a coffee shop's catalog."""
+"""Demo data for `flask demo seed`: a coffee shop's catalog and the demo cashier (who
+opens the Mini App in demo mode: a development install without a bot token)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sqlalchemy as sa
 from app.catalog.services import create_product
 from app.extensions import db
 from app.models import Product
+from app.people.services import demo_cashier
 
 DEMO_PRODUCTS = [
     ("Капучино 300 мл", 22000, "none", "commodity", "piece"),
@@ -19,7 +21,8 @@ DEMO_PRODUCTS = [
 
 def seed() -> int:
     """Add the demo products that are missing (each checked and committed by the catalog
-    service). Returns how many were added."""
+    service) and the demo cashier. Returns how many products were added."""
+    demo_cashier()
     existing = set(db.session.scalars(sa.select(Product.name)))
     added = 0
     for name, price, vat, payment_object, measure in DEMO_PRODUCTS:

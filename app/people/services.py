@@ -208,3 +208,30 @@ def decide_access(request_id: int, *, approve: bool,
             member.active = True
     logger.info("access request %s %s by staff %s", access.id, to.value, manager.id)
     return access
+
+
+# The demo cashier of a development install without a bot token (`flask demo seed`, the
+# Mini App's demo mode). A negative id is never a Telegram user's (signed initData names a
+# positive one), so no one can sign in as this cashier through Telegram.
+DEMO_TELEGRAM_ID = -1
+DEMO_CASHIER_NAME = "Демо-кассир"
+
+
+def demo_cashier() -> StaffMember:
+    """The demo cashier (may edit the catalog), created on first use."""
+    member = _staff(DEMO_TELEGRAM_ID)
+    if member is not None:
+        return member
+    try:
+        with _unit():
+            member = StaffMember(telegram_id=DEMO_TELEGRAM_ID, name=DEMO_CASHIER_NAME,
+                                 is_cashier=True, is_manager=False, can_edit_catalog=True,
+                                 active=True)
+            db.session.add(member)
+    except sa.exc.IntegrityError:
+        # Two first requests at once: the other one created it.
+        member = _staff(DEMO_TELEGRAM_ID)
+        if member is None:
+            raise
+    logger.info("demo cashier %s ready", member.id)
+    return member
