@@ -1,4 +1,4 @@
-"""Flask commands: qr, payment, receipt, cashier, worker, sbp, demo, and the sandbox."""
+"""Flask commands: qr, payment, receipt, cashier, bot, worker, sbp, demo, and the sandbox."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ demo_cli = KassaGroup("demo", help="Demo data for a first look.")
 payment_cli = KassaGroup("payment", help="Payments: review and refunds.")
 receipt_cli = KassaGroup("receipt", help="54-FZ receipts.")
 cashier_cli = KassaGroup("cashier", help="Staff of the Telegram bot: cashiers and managers.")
+bot_cli = KassaGroup("bot", help="The Telegram bot: webhook, menu button, polling.")
 
 
 def _print(data) -> None:
@@ -243,6 +244,30 @@ def cashier_list():
     _print([_staff_to_dict(member) for member in staff_list()])
 
 
+@bot_cli.command("set-webhook")
+def bot_set_webhook():
+    """Point Telegram at PUBLIC_URL/telegram/webhook (with the secret), set the chat's
+    menu button "Касса" to the Mini App and the command list."""
+    from app.telegram.setup import set_webhook
+
+    set_webhook(click.echo)
+
+
+@bot_cli.command("poll")
+@click.option("--delete-webhook", is_flag=True,
+              help="Remove a webhook set earlier (Telegram refuses polling while one is set).")
+@click.option("--once", is_flag=True, help="Stop after the first answer (for scripts).")
+def bot_poll(delete_webhook: bool, once: bool):
+    """Development: long-poll Telegram and queue each update for the worker, which must run
+    (`flask worker`; `make run` already runs one). Stop with Ctrl-C."""
+    from app.telegram.setup import poll
+
+    try:
+        poll(click.echo, delete_webhook=delete_webhook, once=once)
+    except KeyboardInterrupt:
+        click.echo("stopped")
+
+
 @sbp_cli.command("set-callback")
 @click.option("--url", help="Defaults to PUBLIC_URL/sbp/callback.")
 def sbp_set_callback(url: str | None):
@@ -288,7 +313,7 @@ def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
-                    worker_command, sandbox_cli):
+                    bot_cli, worker_command, sandbox_cli):
         app.cli.add_command(command)
     # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
     # starts): the same commands in a group that reports an unreachable database in one line.

@@ -125,6 +125,13 @@ def _active_manager(telegram_id: int) -> StaffMember | None:
     )).first()
 
 
+def active_manager(telegram_id: int) -> StaffMember | None:
+    """The active manager with this Telegram id, or None."""
+    if isinstance(telegram_id, bool) or not isinstance(telegram_id, int):
+        return None
+    return _active_manager(telegram_id)
+
+
 def managers() -> list[StaffMember]:
     """The active managers (those who decide on requests for access), oldest first."""
     return list(db.session.scalars(sa.select(StaffMember).where(

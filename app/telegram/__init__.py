@@ -9,4 +9,13 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the webhook blueprint and the notification jobs (filled in by the bot work)."""
+    """Register the webhook (/telegram/webhook), the job that runs stored updates and the
+    notification jobs. The bot itself is built on first use (`bot.get_bot`)."""
+    from app import jobs
+    from app.telegram import notify
+    from app.telegram.bot import UPDATE_JOB, process_update
+    from app.telegram.routes import bp
+
+    app.register_blueprint(bp, url_prefix="/telegram")
+    jobs.registry(app).handler(UPDATE_JOB, process_update)
+    notify.init_app(app)

@@ -1,6 +1,7 @@
 """A fake Telegram Bot API server on loopback for the tests: it answers the methods the bot
 calls the way the Bot API does (`{"ok": true, "result": ...}`), records every call, and can
-be told to refuse the next calls of a method with 429 and a `retry_after`.
+be told to refuse the next calls of a method with 429 and a `retry_after`, to hold calls
+unanswered (`stall`), and given `updates` for getUpdates.
 
 Point the bot at it through TELEGRAM_API_URL (`<url>/bot<token>/<method>`).
 """
@@ -32,6 +33,9 @@ class FakeBotApi:
     _refusals: dict[str, list[int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _message_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _stalls: dict[str, int] = field(default_factory=dict)
+    _released: threading.Event = field(default_factory=threading.Event)
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
     def start(self) -> FakeBotApi:
         api = self
@@ -63,6 +67,7 @@ class FakeBotApi:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -70,6 +75,12 @@ class FakeBotApi:
         """Answer the next calls of `method` with 429 Too Many Requests, one per value."""
         with self._lock:
             self._refusals.setdefault(method, []).extend(retry_after)
+
+    def stall(self, method: str, count: int = 1) -> None:
+        """Hold the next `count` calls of `method` unanswered and unrecorded (Telegram never
+        took them) until `stop()`."""
+        with self._lock:
+            self._stalls[method] = self._stalls.get(method, 0) + count
 
     def sent(self, method: str = "sendMessage") -> list[dict[str, Any]]:
         """The parameters of every accepted call of `method`, in order."""
@@ -94,6 +105,13 @@ class FakeBotApi:
         elif body:
             params.update(parse_qsl(body.decode()))
         with self._lock:
+            stalled = self._stalls.get(method, 0)
+            if stalled:
+                self._stalls[method] = stalled - 1
+        if stalled:
+            self._released.wait()
+            return 503, {"ok": False, "error_code": 503, "description": "stalled"}
+        with self._lock:
             waits = self._refusals.get(method)
             if waits:
                 retry_after = waits.pop(0)
@@ -104,6 +122,9 @@ class FakeBotApi:
             return 200, {"ok": True, "result": self._result(method, params)}
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getUpdates":
+            updates, self.updates = self.updates, []
+            return updates
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Kassa", "username": "kassa_bot"}
         if method in ("sendMessage", "editMessageText", "sendPhoto"):
