@@ -122,10 +122,6 @@ class Client:
         """The MainButton's state as the client shows it ({"is_visible": False} at first)."""
         return self.last("web_app_setup_main_button") or {"is_visible": False}
 
-    def back_button_visible(self) -> bool:
-        state = self.last("web_app_setup_back_button")
-        return bool(state and state.get("is_visible"))
-
     def closing_confirmation(self) -> bool:
         state = self.last("web_app_setup_closing_behavior")
         return bool(state and state.get("need_confirmation"))
@@ -152,6 +148,13 @@ class Client:
                }""",
             arg=[text, visible], timeout=timeout * 1000)
         return self.main_button()
+
+    def wait_back_button(self, visible: bool = True, timeout: float = 5.0) -> None:
+        self.page.wait_for_function(
+            """(on) => {
+                 const s = window.__tgLast('web_app_setup_back_button');
+                 return !!(s && s.is_visible) === on;
+               }""", arg=visible, timeout=timeout * 1000)
 
     def wait_closing_confirmation(self, enabled: bool, timeout: float = 5.0) -> None:
         self.page.wait_for_function(
