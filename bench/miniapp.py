@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=None,
                         help="default: a fresh SQLite file; a postgresql+psycopg://.../NAME "
                              "URL is dropped and created anew")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="of the random wait before each payment")
     parser.add_argument("--message-timeout", type=float, default=5.0,
                         help="seconds to wait for the bot's paid message before giving up "
                              "on (d)")
@@ -202,6 +204,7 @@ class Wire:
         self.cdp.on("Network.requestWillBeSent", self._sent)
         self.cdp.on("Network.responseReceived", self._response)
         self.cdp.on("Network.loadingFinished", self._finished)
+        self.cdp.on("Network.requestServedFromCache", self._cached)
 
     def _sent(self, event):
         self.requests[event["requestId"]] = {"url": event["request"]["url"], "bytes": 0}
@@ -211,9 +214,12 @@ class Wire:
         headers = {k.lower(): v for k, v in event["response"]["headers"].items()}
         row.update(status=event["response"]["status"],
                    encoding=headers.get("content-encoding"),
-                   cache=headers.get("cache-control"),
-                   from_cache=event["response"].get("fromDiskCache", False)
-                   or event["response"].get("fromMemoryCache", False))
+                   cache=headers.get("cache-control"))
+        if event["response"].get("fromDiskCache") or event["response"].get("fromMemoryCache"):
+            row["from_cache"] = True
+
+    def _cached(self, event):
+        self.requests.setdefault(event["requestId"], {"url": "?"})["from_cache"] = True
 
     def _finished(self, event):
         row = self.requests.setdefault(event["requestId"], {"url": "?"})
@@ -266,8 +272,9 @@ def measure_loads(browser, url: str, web_url: str, loads: int) -> dict:
         "first_load_requests": [{k: r.get(k) for k in ("url", "status", "bytes", "encoding",
                                                        "cache")} for r in first],
         "repeat_load_bytes": bytes_of(repeat),
-        "repeat_load_requests": [{k: r.get(k) for k in ("url", "status", "bytes",
-                                                        "from_cache")} for r in repeat],
+        "repeat_load_requests": [{"from_cache": False} | {
+            k: r.get(k) for k in ("url", "status", "bytes", "from_cache") if k in r}
+            for r in repeat],
         "requests_outside_kassa": outside(first) + outside(repeat),
         "usable_cold_ms": [round(v, 1) for v in cold_ms],
         "usable_warm_ms": [round(v, 1) for v in warm_ms],
@@ -277,7 +284,9 @@ def measure_loads(browser, url: str, web_url: str, loads: int) -> dict:
 # -- (c) and (d): sales ------------------------------------------------------------------------
 
 
-def run_sales(browser, stack: BenchStack, url: str, n: int, message_timeout: float) -> dict:
+def run_sales(browser, stack: BenchStack, url: str, args: argparse.Namespace) -> dict:
+    import random
+
     import requests
     import sqlalchemy as sa
 
@@ -286,6 +295,8 @@ def run_sales(browser, stack: BenchStack, url: str, n: int, message_timeout: flo
     from tests.browser.client import CASHIER_TELEGRAM_ID, Client, new_context
 
     app, clock, bot, products = stack.app, stack.clock, stack.bot, stack.products
+    n, message_timeout = args.sales, args.message_timeout
+    rng = random.Random(args.seed)
     context = new_context(browser)
     context.add_init_script(MARKS_SCRIPT)
     page = context.new_page()
@@ -300,10 +311,10 @@ def run_sales(browser, stack: BenchStack, url: str, n: int, message_timeout: flo
         product = products[i % len(products)]
         page.locator(f'[data-testid="product"][data-product-id="{product}"] '
                      f'[data-testid="add"]').click()
-        client.wait_main_button(None)
+        client.wait_main_button(prefix="Корзина")
         client.press_main_button()
         client.wait_screen("cart")
-        client.wait_main_button(None)
+        client.wait_main_button(prefix="Оплатить")
         client.press_main_button()
         screen = client.wait_screen("qr")
         order_id = int(screen.get_attribute("data-order-id"))
@@ -314,6 +325,8 @@ def run_sales(browser, stack: BenchStack, url: str, n: int, message_timeout: flo
         sent_before = len([c for c in bot.sent("sendMessage")
                            if str(c.get("chat_id")) == str(CASHIER_TELEGRAM_ID)])
         arrivals_before = len(bot.arrivals)
+        # A customer pays at any moment of the screen's 0.5 s poll, not right after it shows.
+        time.sleep(rng.uniform(0, 0.5))
         answer = requests.post(f"{stack.sandbox.url}/sandbox/qrs/{qr_id}/pay",
                                json={"status": "SUCCESS"}, timeout=10)
         answer.raise_for_status()
@@ -430,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             step("loads", f"{args.loads} first and repeat loads")
             report["loads"] = measure_loads(browser, url, stack.web.url, args.loads)
             step("sales", f"{args.sales} sales through the page, paid in the sandbox")
-            report["sales"] = run_sales(browser, stack, url, args.sales, args.message_timeout)
+            report["sales"] = run_sales(browser, stack, url, args)
             browser.close()
     finally:
         stack.stop()

@@ -138,15 +138,17 @@ class Client:
         return locator
 
     def wait_main_button(self, text: str | None = None, *, visible: bool = True,
-                         timeout: float = 5.0) -> dict:
-        """Wait until the MainButton is shown with `text` (or hidden: visible=False)."""
+                         prefix: str = "", timeout: float = 5.0) -> dict:
+        """Wait until the MainButton is shown with `text`, or a text that starts with
+        `prefix` (or hidden: visible=False)."""
         self.page.wait_for_function(
-            """([text, visible]) => {
+            """([text, prefix, visible]) => {
                  const b = window.__tgLast('web_app_setup_main_button') || {is_visible: false};
                  if (!visible) { return !b.is_visible; }
-                 return b.is_visible && (text === null || b.text === text);
+                 return b.is_visible && (text === null ? b.text.startsWith(prefix)
+                                                       : b.text === text);
                }""",
-            arg=[text, visible], timeout=timeout * 1000)
+            arg=[text, prefix, visible], timeout=timeout * 1000)
         return self.main_button()
 
     def wait_back_button(self, visible: bool = True, timeout: float = 5.0) -> None:
