@@ -32,8 +32,14 @@ def asset_url(filename: str) -> str:
     return url_for("static", filename=filename, v=_file_version(str(path), path.stat().st_mtime_ns))
 
 
-def _cache_versioned_static(response):
-    if request.endpoint == "static" and request.args.get("v") and response.status_code == 200:
+def _static_files(response):
+    """Static files: buffered (they are small) so that Flask-Compress gzips them whole and
+    the file is closed with the response; a versioned URL is cached for a year."""
+    if request.endpoint != "static" or response.status_code != 200:
+        return response
+    response.direct_passthrough = False
+    response.make_sequence()
+    if request.args.get("v"):
         response.cache_control.public = True
         response.cache_control.max_age = VERSIONED_MAX_AGE
         response.cache_control.immutable = True
@@ -52,7 +58,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(bp)
     app.register_blueprint(bp, url_prefix="/miniapp")
     app.config.setdefault("COMPRESS_ALGORITHM", ["gzip"])
-    app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", ["gzip"])  # static files stream
+    app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", ["gzip"])
     compress.init_app(app)
-    app.after_request(_cache_versioned_static)
+    app.after_request(_static_files)  # runs before Flask-Compress's (registered earlier)
     app.add_template_global(asset_url, "asset_url")
