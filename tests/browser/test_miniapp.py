@@ -22,16 +22,7 @@ from tests.browser.client import STRANGER_TELEGRAM_ID, launch_url
 from tests.browser.conftest import CHEESE_PRICE, TEA_PRICE
 from tests.helpers import decode_qr, wait_for
 
-pytestmark = [
-    pytest.mark.slow,
-    # Flask-Compress gzips a static file as a stream and never closes the file it read
-    # (app/miniapp/__init__.py, COMPRESS_STREAMS): each such response leaves an unclosed file
-    # behind for the garbage collector. A defect of the Mini App's setup, reported; ignored
-    # here, and only for files under static/, until it closes them.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <_io.FileIO name='[^']*/static/"
-        r":pytest.PytestUnraisableExceptionWarning"),
-]
+pytestmark = pytest.mark.slow
 
 THEMES = ["light", "dark"]
 COUNTDOWN = re.compile(r"^\d{1,2}:[0-5]\d$")
