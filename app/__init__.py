@@ -91,14 +91,15 @@ def register_jobs(app: Flask) -> None:
 
 
 def register_features(app: Flask) -> None:
-    """Payments (SBP), receipts (fiscal), the bot (telegram) and the till (miniapp): each
-    adds its provider, routes and jobs."""
-    from app import fiscal, miniapp, sbp, telegram
+    """Payments (SBP), receipts (fiscal), the bot (telegram), the till (miniapp) and the
+    admin panel: each adds its provider, routes and jobs."""
+    from app import admin, fiscal, miniapp, sbp, telegram
 
     sbp.init_app(app)
     fiscal.init_app(app)
     telegram.init_app(app)
     miniapp.init_app(app)
+    admin.init_app(app)
 
 
 def register_health(app: Flask) -> None:

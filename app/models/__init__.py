@@ -1,5 +1,7 @@
 """SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
 
+from app.models.admin import AdminInvite, AdminRole, AdminUser
+from app.models.audit import AuditEntry
 from app.models.base import InvalidTransition, utcnow
 from app.models.catalog import VAT_RATES, Product
 from app.models.installation import Installation, install_id
@@ -44,6 +46,10 @@ __all__ = [
     "AccessRequest",
     "AccessStatus",
     "ActivationStatus",
+    "AdminInvite",
+    "AdminRole",
+    "AdminUser",
+    "AuditEntry",
     "BankEvent",
     "CashLinkActivation",
     "Installation",

@@ -1,0 +1,16 @@
+"""The admin panel (bp "admin", /admin/): accounts, monitoring, dashboard, the shop's
+settings and the audit log, server-rendered with htmx. Every action calls the same service
+functions as the CLI and the Mini App; the panel holds no payment logic of its own."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprint and Flask-Login (the panel's session cookie)."""
+    from app.admin import accounts, auth, dashboard, journal, monitor, shop  # noqa: F401 - routes
+    from app.admin.blueprint import bp
+
+    auth.init_login(app)
+    app.register_blueprint(bp, url_prefix="/admin")
