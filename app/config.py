@@ -96,6 +96,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "TELEGRAM_BOT_TOKEN": _env("TELEGRAM_BOT_TOKEN"),
         "TELEGRAM_API_URL": _env("TELEGRAM_API_URL", "https://api.telegram.org"),
+        # The bot's @username for t.me links; asked with getMe when not set.
+        "TELEGRAM_BOT_USERNAME": _env("TELEGRAM_BOT_USERNAME"),
         # How old a Mini App's initData may be before the cashier must open the till again.
         "TELEGRAM_INIT_DATA_MAX_AGE": _int("TELEGRAM_INIT_DATA_MAX_AGE", 24 * 3600),
         "SBP_PROVIDER": _env("SBP_PROVIDER", "raiffeisen"),

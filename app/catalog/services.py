@@ -4,18 +4,24 @@ A product is what a receipt line is made of, so it is checked when it is saved: 
 rate, payment object or measure that 54-ФЗ or the configured register does not know is
 refused here, with a message naming the provider, instead of failing at the register
 after the customer has paid.
+
+A product that was ever in an order is never deleted (its orders and receipts name it): it
+is archived, out of the till's catalog, and may be restored. Every change is written to the
+audit log in the same transaction.
 """
 
 from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app import audit
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal import check_line
-from app.models import Product
+from app.models import OrderItem, Product
 from app.receipt_lines import MAX_NAME, MAX_PRICE_KOPECKS
 
 logger = logging.getLogger(__name__)
@@ -47,8 +53,18 @@ def create_product(*, name: str, price_kopecks: int, vat: str = "none",
                       payment_object=payment_object, measure=measure, is_active=True)
     _check(product)
     db.session.add(product)
+    db.session.flush()
+    audit.record("product.create", target_type="product", target_id=product.id,
+                 **{field: getattr(product, field) for field in FIELDS})
     db.session.commit()
     logger.info("product %s %r saved", product.id, product.name)
+    return product
+
+
+def _product(product_id: int) -> Product:
+    product = db.session.get(Product, product_id)
+    if product is None:
+        raise NotFoundError(_l("Товар не найден"))
     return product
 
 
@@ -58,9 +74,8 @@ def update_product(product_id: int, **changes) -> Product:
     if unknown:
         raise ValidationError(_l("Неизвестные поля товара: %(fields)s",
                                  fields=", ".join(sorted(unknown))), code="invalid_request")
-    product = db.session.get(Product, product_id)
-    if product is None:
-        raise NotFoundError(_l("Товар не найден"))
+    product = _product(product_id)
+    before = {field: getattr(product, field) for field in changes}
     for field, value in changes.items():
         setattr(product, field, value)
     try:
@@ -68,5 +83,65 @@ def update_product(product_id: int, **changes) -> Product:
     except ValidationError:
         db.session.rollback()
         raise
+    changed = {field: [before[field], getattr(product, field)] for field in changes
+               if before[field] != getattr(product, field)}
+    if changed:
+        audit.record("product.update", target_type="product", target_id=product.id, **changed)
     db.session.commit()
     return product
+
+
+def was_sold(product_id: int) -> bool:
+    """Whether any order (paid or not) has a line of this product."""
+    return db.session.scalar(sa.select(sa.exists().where(OrderItem.product_id == product_id)))
+
+
+def _set_active(product_id: int, active: bool, action: str) -> Product:
+    product = _product(product_id)
+    if product.is_active != active:
+        product.is_active = active
+        audit.record(action, target_type="product", target_id=product.id, name=product.name)
+    db.session.commit()
+    logger.info("product %s %s", product.id, action)
+    return product
+
+
+def archive_product(product_id: int) -> Product:
+    """Take a product out of the till's catalog (its orders keep it); commit.
+
+    :raises NotFoundError: no such product.
+    """
+    return _set_active(product_id, False, "product.archive")
+
+
+def restore_product(product_id: int) -> Product:
+    """Put an archived product back in the catalog; commit.
+
+    :raises NotFoundError: no such product.
+    """
+    return _set_active(product_id, True, "product.restore")
+
+
+def delete_product(product_id: int) -> bool:
+    """Delete a product that was never sold; one that was is archived instead. Commits.
+
+    :returns: True if it was deleted, False if it was archived.
+    :raises NotFoundError: no such product.
+    """
+    product = _product(product_id)
+    if was_sold(product_id):
+        db.session.rollback()
+        archive_product(product_id)
+        return False
+    audit.record("product.delete", target_type="product", target_id=product.id,
+                 name=product.name, price_kopecks=product.price_kopecks)
+    db.session.delete(product)
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # Sold a moment ago, between the look and the delete: keep it, archived.
+        db.session.rollback()
+        archive_product(product_id)
+        return False
+    logger.info("product %s deleted", product_id)
+    return True

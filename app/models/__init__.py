@@ -32,6 +32,7 @@ from app.models.sbp import (
     Refund,
     RefundStatus,
 )
+from app.models.shop import TelegramLinkToken
 
 __all__ = [
     "ACCESS_TRANSITIONS",
@@ -72,6 +73,7 @@ __all__ = [
     "Refund",
     "RefundStatus",
     "StaffMember",
+    "TelegramLinkToken",
     "install_id",
     "utcnow",
 ]

@@ -2,7 +2,9 @@
 
 Staff are Telegram users: a cashier sells from the bot, a manager decides who gets access
 (and, with `can_edit_catalog`, may change the catalog). A person asks for access with
-`request_access`; an active manager approves or refuses it with `decide_access`.
+`request_access`; an active manager approves or refuses it with `decide_access` (an admin
+of the panel with `decide_access_as_admin`). Every change made for the shop (not a
+stranger's request) is written to the audit log in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app import audit
 from app.errors import InvalidStateError, NotFoundError, ValidationError
 from app.extensions import db
 from app.models import AccessRequest, AccessStatus, QrCode, QrKind, QrStatus, StaffMember, utcnow
@@ -77,18 +80,82 @@ def add_staff(telegram_id: int, *, name: str | None = None, cashier: bool = True
     name = _name(name)
     with _unit():
         member = _staff(telegram_id)
+        action = "staff.update"
         if member is None:
             member = StaffMember(telegram_id=telegram_id)
             db.session.add(member)
+            action = "staff.add"
         if name is not None:
             member.name = name
         member.is_cashier = bool(cashier)
         member.is_manager = bool(manager)
         member.can_edit_catalog = bool(can_edit_catalog)
         member.active = True
+        db.session.flush()
+        audit.record(action, target_type="staff", target_id=member.id, telegram_id=telegram_id,
+                     name=member.name, **_flags(member))
     logger.info("staff %s (tg %s) saved: cashier=%s manager=%s catalog=%s", member.id,
                 telegram_id, member.is_cashier, member.is_manager, member.can_edit_catalog)
     return member
+
+
+def _flags(member: StaffMember) -> dict[str, bool]:
+    return {"cashier": member.is_cashier, "manager": member.is_manager,
+            "can_edit_catalog": member.can_edit_catalog}
+
+
+def _existing(telegram_id: int) -> StaffMember:
+    member = _staff(telegram_id)
+    if member is None:
+        raise NotFoundError(_l("Сотрудник с Telegram ID %(id)s не найден", id=telegram_id),
+                            code="unknown_staff")
+    return member
+
+
+def set_staff_flags(telegram_id: int, *, cashier: bool, manager: bool,
+                    can_edit_catalog: bool) -> StaffMember:
+    """Change what a staff member may do (sell, decide on access, edit the catalog),
+    without switching them on or off.
+
+    :raises ValidationError: a bad Telegram id.
+    :raises NotFoundError: no staff member has this Telegram id.
+    """
+    check_telegram_id(telegram_id)
+    with _unit():
+        member = _existing(telegram_id)
+        before = _flags(member)
+        member.is_cashier = bool(cashier)
+        member.is_manager = bool(manager)
+        member.can_edit_catalog = bool(can_edit_catalog)
+        after = _flags(member)
+        changed = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
+        if changed:
+            audit.record("staff.flags", target_type="staff", target_id=member.id,
+                         telegram_id=telegram_id, **changed)
+    logger.info("staff %s (tg %s) flags: %s", member.id, telegram_id, after)
+    return member
+
+
+def _switch(telegram_id: int, active: bool) -> StaffMember:
+    check_telegram_id(telegram_id)
+    with _unit():
+        member = _existing(telegram_id)
+        if member.active != active:
+            member.active = active
+            audit.record("staff.enable" if active else "staff.disable", target_type="staff",
+                         target_id=member.id, telegram_id=telegram_id)
+    logger.info("staff %s (tg %s) %s", member.id, telegram_id,
+                "enabled" if active else "disabled")
+    return member
+
+
+def enable_staff(telegram_id: int) -> StaffMember:
+    """Give a disabled staff member their access back (with the rights they had).
+
+    :raises ValidationError: a bad Telegram id.
+    :raises NotFoundError: no staff member has this Telegram id.
+    """
+    return _switch(telegram_id, True)
 
 
 def disable_staff(telegram_id: int) -> StaffMember:
@@ -97,15 +164,7 @@ def disable_staff(telegram_id: int) -> StaffMember:
     :raises ValidationError: a bad Telegram id.
     :raises NotFoundError: no staff member has this Telegram id.
     """
-    check_telegram_id(telegram_id)
-    with _unit():
-        member = _staff(telegram_id)
-        if member is None:
-            raise NotFoundError(_l("Сотрудник с Telegram ID %(id)s не найден", id=telegram_id),
-                                code="unknown_staff")
-        member.active = False
-    logger.info("staff %s (tg %s) disabled", member.id, telegram_id)
-    return member
+    return _switch(telegram_id, False)
 
 
 def active_cashier(telegram_id: int) -> StaffMember | None:
@@ -197,23 +256,44 @@ def decide_access(request_id: int, *, approve: bool,
         if manager is None:
             raise InvalidStateError(_l("Решать о доступе может только менеджер"),
                                     code="not_a_manager", status=403)
-        access = db.session.get(AccessRequest, request_id)
-        if access is None:
-            raise NotFoundError(_l("Запрос доступа не найден"), code="unknown_request")
-        to = AccessStatus.APPROVED if approve else AccessStatus.REFUSED
-        if not access.set_status(to):
-            return access
-        access.decided_by = manager.id
-        access.decided_at = utcnow()
-        if approve:
-            member = _staff(access.telegram_id)
-            if member is None:
-                member = StaffMember(telegram_id=access.telegram_id, name=access.name,
-                                     is_manager=False, can_edit_catalog=False)
-                db.session.add(member)
-            member.is_cashier = True
-            member.active = True
-    logger.info("access request %s %s by staff %s", access.id, to.value, manager.id)
+        access = _decide(request_id, approve, manager.id)
+    logger.info("access request %s %s by staff %s", access.id, access.status.value, manager.id)
+    return access
+
+
+def decide_access_as_admin(request_id: int, *, approve: bool) -> AccessRequest:
+    """Approve or refuse a request for access from the admin panel (who decided is in the
+    audit log; `decided_by` names a staff member, so it stays empty).
+
+    :raises NotFoundError: no such request.
+    :raises InvalidStateError: the request was already decided the other way.
+    """
+    with _unit():
+        access = _decide(request_id, approve, None)
+    logger.info("access request %s %s in the admin panel", access.id, access.status.value)
+    return access
+
+
+def _decide(request_id: int, approve: bool, manager_id: int | None) -> AccessRequest:
+    access = db.session.get(AccessRequest, request_id)
+    if access is None:
+        raise NotFoundError(_l("Запрос доступа не найден"), code="unknown_request")
+    to = AccessStatus.APPROVED if approve else AccessStatus.REFUSED
+    if not access.set_status(to):
+        return access
+    access.decided_by = manager_id
+    access.decided_at = utcnow()
+    if approve:
+        member = _staff(access.telegram_id)
+        if member is None:
+            member = StaffMember(telegram_id=access.telegram_id, name=access.name,
+                                 is_manager=False, can_edit_catalog=False)
+            db.session.add(member)
+        member.is_cashier = True
+        member.active = True
+        db.session.flush()
+    audit.record(f"access.{'approve' if approve else 'refuse'}", target_type="access_request",
+                 target_id=access.id, telegram_id=access.telegram_id, name=access.name)
     return access
 
 
@@ -226,10 +306,7 @@ def assign_till(telegram_id: int, till_id: int | None) -> StaffMember:
     """
     check_telegram_id(telegram_id)
     with _unit():
-        member = _staff(telegram_id)
-        if member is None:
-            raise NotFoundError(_l("Сотрудник с Telegram ID %(id)s не найден", id=telegram_id),
-                                code="unknown_staff")
+        member = _existing(telegram_id)
         if till_id is not None:
             till = db.session.get(QrCode, till_id)
             if till is None or till.kind != QrKind.CASH_LINK:
@@ -238,6 +315,9 @@ def assign_till(telegram_id: int, till_id: int | None) -> StaffMember:
             if till.status == QrStatus.CANCELLED:
                 raise InvalidStateError(_l("Кассовая ссылка отключена"),
                                         code="cash_link_disabled")
+        if member.till_id != till_id:
+            audit.record("staff.till", target_type="staff", target_id=member.id,
+                         telegram_id=telegram_id, till=[member.till_id, till_id])
         member.till_id = till_id
     logger.info("staff %s (tg %s) at till %s", member.id, telegram_id, till_id)
     return member

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
+from app import audit
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
 from app.httpclient import ProviderError
@@ -130,6 +131,9 @@ def create_static_qr(*, amount_kopecks: int | None = None, description: str | No
         amount_kopecks=amount_kopecks, payload=reg.payload, description=description,
     )
     db.session.add(qr)
+    db.session.flush()
+    audit.record("static_qr.create", target_type="qr_code", target_id=qr.id, qr_id=qr.qr_id,
+                 amount_kopecks=amount_kopecks, description=description)
     db.session.commit()
     logger.info("static QR %s registered", qr.qr_id)
     return qr
@@ -152,6 +156,9 @@ def register_cash_link(*, description: str | None = None) -> QrCode:
         bank_order=bank_order, payload=reg.payload, description=description,
     )
     db.session.add(qr)
+    db.session.flush()
+    audit.record("cash_link.create", target_type="qr_code", target_id=qr.id, qr_id=qr.qr_id,
+                 description=description)
     db.session.commit()
     logger.info("cash link %s registered", qr.qr_id)
     return qr

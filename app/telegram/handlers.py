@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from telebot import TeleBot
+from telebot import TeleBot, util
 from telebot.apihelper import ApiTelegramException
 from telebot.types import CallbackQuery, Message, User
 
@@ -14,6 +14,7 @@ from app.errors import InvalidStateError
 from app.extensions import db
 from app.models import AccessRequest, AccessStatus, InvalidTransition, StaffMember
 from app.orders.services import cashier_orders_today
+from app.people.links import START_PREFIX, link_telegram
 from app.people.services import active_cashier, active_manager, decide_access, request_access
 from app.telegram import messages, notify
 
@@ -49,6 +50,10 @@ def _reply(bot: TeleBot, chat_id: int, reply: messages.Reply) -> None:
 
 def start(message: Message, bot: TeleBot) -> None:
     user = message.from_user
+    argument = util.extract_arguments(message.text or "") or ""
+    if argument.startswith(START_PREFIX):
+        _link_admin(message, bot, argument.removeprefix(START_PREFIX))
+        return
     cashier = active_cashier(user.id)
     if cashier is not None:
         reply = messages.start_cashier(cashier.name or user.first_name)
@@ -58,6 +63,19 @@ def start(message: Message, bot: TeleBot) -> None:
         reply = messages.start_stranger(user.id)
     db.session.rollback()
     _reply(bot, message.chat.id, reply)
+
+
+def _link_admin(message: Message, bot: TeleBot, token: str) -> None:
+    """`/start link-<token>` from the admin panel's deep link: this Telegram account gets
+    the managers' alerts for the admin who made the link."""
+    user = message.from_user
+    try:
+        admin = link_telegram(token, user.id, _name(user))
+        text = messages.admin_linked(admin.email)
+    except InvalidStateError:
+        text = messages.admin_link_refused()
+    db.session.rollback()
+    bot.send_message(message.chat.id, text)
 
 
 def help_command(message: Message, bot: TeleBot) -> None:

@@ -98,6 +98,16 @@ def start_stranger(telegram_id: int) -> Reply:
                                                 callback_data=ASK_ACCESS)))
 
 
+def admin_linked(email: str) -> str:
+    return _("Telegram привязан к панели администратора (%(email)s). Вы менеджер: сюда придут "
+             "запросы доступа, возвраты, платежи на проверке и чеки, которые не удалось "
+             "пробить.", email=email)
+
+
+def admin_link_refused() -> str:
+    return _("Ссылка недействительна или устарела. Получите новую в панели администратора.")
+
+
 def not_a_cashier(telegram_id: int) -> str:
     return _("Ваш Telegram ID %(id)s не подключён к кассе. Нажмите /start, чтобы "
              "запросить доступ.", id=telegram_id)
