@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField
+from wtforms import EmailField, PasswordField, SelectChoice, SelectField
 from wtforms.validators import DataRequired, EqualTo, Optional
 
 from app.models import AdminRole
 
-ROLE_CHOICES = [(AdminRole.VIEWER.value, _l("Просмотр")),
-                (AdminRole.ADMIN.value, _l("Администратор"))]
+ROLE_CHOICES = [SelectChoice(AdminRole.VIEWER.value, _l("Просмотр")),
+                SelectChoice(AdminRole.ADMIN.value, _l("Администратор"))]
 
 
 class LoginForm(FlaskForm):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from flask import Flask, abort, request
+from flask import Flask, abort, g, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -34,6 +34,16 @@ def init_login(app: Flask) -> None:
         # A login lasts this long, however active (the signed cookie is refused afterwards).
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
+    app.before_request(_forget_last_request)
+
+
+def _forget_last_request() -> None:
+    """Each request finds its user from its own session. `g` belongs to the app context,
+    which a server makes per request, but which tests (and any caller that pushes one
+    context around several requests) share: Flask-Login's cached user and the audit actor
+    of one request must not carry into the next."""
+    g.pop("_login_user", None)
+    g.pop("audit_actor", None)
 
 
 @login_manager.user_loader
