@@ -46,3 +46,14 @@ def form_action(page: str, contains: str = "") -> str:
         if contains in action:
             return html.unescape(action)
     raise AssertionError(f"no form with {contains!r} on the page")
+
+
+def cheap_unknown_logins(monkeypatch) -> None:
+    """Check unknown emails against a low-cost scrypt hash: tests that fail twenty logins
+    count failures, they need not pay twenty full hashes."""
+    from werkzeug.security import generate_password_hash
+
+    from app.admin import services
+
+    cheap = generate_password_hash("unknown", method="scrypt:1024:8:1")
+    monkeypatch.setattr(services, "_dummy_hash", lambda: cheap)

@@ -9,7 +9,14 @@ from app.admin import services
 from app.extensions import db
 from app.formatting import format_moscow
 from app.models import AdminRole, AdminUser, AuditEntry, LoginThrottle
-from tests.admin.accounts_support import Clock, csrf_token, form_action, is_logged_in, log_in
+from tests.admin.accounts_support import (
+    Clock,
+    cheap_unknown_logins,
+    csrf_token,
+    form_action,
+    is_logged_in,
+    log_in,
+)
 from tests.admin.conftest import PASSWORD, logged_in, make_admin
 
 
@@ -142,7 +149,9 @@ def test_a_success_resets_the_accounts_count(app):
     assert log_in(client).status_code == 302
 
 
-def test_an_address_with_twenty_failures_is_refused_in_every_process(make_app, clock):
+def test_an_address_with_twenty_failures_is_refused_in_every_process(make_app, clock,
+                                                                    monkeypatch):
+    cheap_unknown_logins(monkeypatch)
     first, second = make_app(), make_app()  # two web processes, one database
     with first.app_context():
         make_admin()
@@ -167,7 +176,8 @@ def test_an_address_with_twenty_failures_is_refused_in_every_process(make_app, c
         assert log_in(second.test_client(), ip=ip).status_code == 302
 
 
-def test_failures_spread_over_more_than_the_window_do_not_block(app, clock):
+def test_failures_spread_over_more_than_the_window_do_not_block(app, clock, monkeypatch):
+    cheap_unknown_logins(monkeypatch)
     make_admin()
     client = app.test_client()
     for number in range(services.IP_FAILURES - 1):
