@@ -1,7 +1,9 @@
 """Unbound Flask extensions; create_app() binds them."""
 
+import contextlib
 import functools
 import sqlite3
+from collections.abc import Iterator
 
 from flask_babel import Babel
 from flask_login import LoginManager
@@ -31,6 +33,18 @@ migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[None]:
+    """A service's transaction: commit what the block did, or roll all of it back on any
+    error (the error goes on)."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 # What a database that cannot be reached (or opened, or that stays locked) raises.

@@ -10,15 +10,13 @@ stranger's request) is written to the audit log in the same transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from app import audit
 from app.errors import InvalidStateError, NotFoundError, ValidationError
-from app.extensions import db
+from app.extensions import db, unit_of_work
 from app.models import AccessRequest, AccessStatus, QrCode, QrKind, QrStatus, StaffMember, utcnow
 
 logger = logging.getLogger(__name__)
@@ -27,16 +25,6 @@ MAX_TELEGRAM_ID = 2**63 - 1   # BIGINT
 MAX_NAME = 128
 MAX_USERNAME = 64
 
-
-@contextmanager
-def _unit() -> Iterator[None]:
-    """Commit what the block did, or roll all of it back on any error."""
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def check_telegram_id(value) -> int:
@@ -78,7 +66,7 @@ def add_staff(telegram_id: int, *, name: str | None = None, cashier: bool = True
     """
     check_telegram_id(telegram_id)
     name = _name(name)
-    with _unit():
+    with unit_of_work():
         member = _staff(telegram_id)
         action = "staff.update"
         if member is None:
@@ -121,7 +109,7 @@ def set_staff_flags(telegram_id: int, *, cashier: bool, manager: bool,
     :raises NotFoundError: no staff member has this Telegram id.
     """
     check_telegram_id(telegram_id)
-    with _unit():
+    with unit_of_work():
         member = _existing(telegram_id)
         before = _flags(member)
         member.is_cashier = bool(cashier)
@@ -138,7 +126,7 @@ def set_staff_flags(telegram_id: int, *, cashier: bool, manager: bool,
 
 def _switch(telegram_id: int, active: bool) -> StaffMember:
     check_telegram_id(telegram_id)
-    with _unit():
+    with unit_of_work():
         member = _existing(telegram_id)
         if member.active != active:
             member.active = active
@@ -229,7 +217,7 @@ def request_access(telegram_id: int, name: str | None = None, *,
     access = AccessRequest(telegram_id=telegram_id, name=name, username=username,
                            status=AccessStatus.PENDING)
     try:
-        with _unit():
+        with unit_of_work():
             db.session.add(access)
     except sa.exc.IntegrityError:
         # The same person asked twice at once: the other request won, and it is the one.
@@ -251,7 +239,7 @@ def decide_access(request_id: int, *, approve: bool,
     :raises InvalidStateError: the decider is not an active manager, or the request was
         already decided the other way; nothing is saved.
     """
-    with _unit():
+    with unit_of_work():
         manager = _active_manager(manager_telegram_id)
         if manager is None:
             raise InvalidStateError(_l("Решать о доступе может только менеджер"),
@@ -268,7 +256,7 @@ def decide_access_as_admin(request_id: int, *, approve: bool) -> AccessRequest:
     :raises NotFoundError: no such request.
     :raises InvalidStateError: the request was already decided the other way.
     """
-    with _unit():
+    with unit_of_work():
         access = _decide(request_id, approve, None)
     logger.info("access request %s %s in the admin panel", access.id, access.status.value)
     return access
@@ -305,7 +293,7 @@ def assign_till(telegram_id: int, till_id: int | None) -> StaffMember:
     :raises InvalidStateError: the cash link is switched off.
     """
     check_telegram_id(telegram_id)
-    with _unit():
+    with unit_of_work():
         member = _existing(telegram_id)
         if till_id is not None:
             till = db.session.get(QrCode, till_id)
@@ -336,7 +324,7 @@ def demo_cashier() -> StaffMember:
     if member is not None:
         return member
     try:
-        with _unit():
+        with unit_of_work():
             member = StaffMember(telegram_id=DEMO_TELEGRAM_ID, name=DEMO_CASHIER_NAME,
                                  is_cashier=True, is_manager=False, can_edit_catalog=True,
                                  active=True)

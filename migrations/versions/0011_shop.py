@@ -1,7 +1,7 @@
 """admin panel, shop: one-time links of an admin's Telegram account
 
-Revision ID: 0010_shop
-Revises: 0009_admin
+Revision ID: 0011_shop
+Revises: 0010_accounts
 Create Date: 2026-12-07 10:00:00
 
 """
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010_shop'
-down_revision = '0009_admin'
+revision = '0011_shop'
+down_revision = '0010_accounts'
 branch_labels = None
 depends_on = None
 
