@@ -66,9 +66,9 @@ def moscow_today(now: datetime | None = None) -> date:
 
 
 def last_days(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The last `days` Moscow days, today included: (start, now)."""
-    now = now or utcnow()
-    return shop_day_start(now) - timedelta(days=days - 1), now
+    """The last `days` whole Moscow days, today included: (start, the end of today)."""
+    today = shop_day_start(now or utcnow())
+    return today - timedelta(days=days - 1), today + timedelta(days=1)
 
 
 def figures(start: datetime, end: datetime) -> Figures:

@@ -11,6 +11,7 @@ from flask import render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import NumberRange, Optional
 
 from app.admin.auth import viewer_required
@@ -34,7 +35,8 @@ class JournalFilter(FlaskForm):
 
     action = StringField(_l("Действие"), validators=[Optional()],
                          description=_l("например, refund или refund.create"))
-    actor_kind = SelectField(_l("Кто"), choices=ACTOR_KINDS, default="")
+    actor_kind = SelectField(_l("Кто"), default="",
+                             choices=[SelectChoice(value, label) for value, label in ACTOR_KINDS])
     actor = StringField(_l("Имя, e-mail или ID"), validators=[Optional()])
     date_from = DateField(_l("С"), validators=[Optional()])
     date_to = DateField(_l("По"), validators=[Optional()])
@@ -53,7 +55,12 @@ def journal_query(form: JournalFilter):
         query = query.where(AuditEntry.actor_kind == form.actor_kind.data)
     actor = (form.actor.data or "").strip()
     if actor:
-        wanted = sa.func.lower(AuditEntry.actor_label).contains(actor.lower(), autoescape=True)
+        # SQLite's lower() knows ASCII only: a Cyrillic name is also looked for as typed
+        # and with a capital first letter ("пётр" finds "Пётр" on both databases).
+        wanted = sa.or_(
+            sa.func.lower(AuditEntry.actor_label).contains(actor.lower(), autoescape=True),
+            *(AuditEntry.actor_label.contains(variant, autoescape=True)
+              for variant in {actor, actor.capitalize()}))
         if actor.isdigit():
             wanted = sa.or_(wanted, AuditEntry.actor_id == int(actor))
         query = query.where(wanted)
