@@ -3,16 +3,18 @@ sandbox."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import signal
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
+from app.audit import Actor, act_as
 from app.errors import KassaError
 from app.extensions import DATABASE_UNAVAILABLE, database_failure, db, is_missing_table
 from app.money import MoneyError, parse_rubles
@@ -35,19 +37,40 @@ def _one_line_errors():
         raise click.ClickException(f"the database cannot be used: {failure}") from None
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without the user in passwd)
+        return "unknown"
+
+
+@contextmanager
+def _as_cli_user(ctx: click.Context):
+    """The command runs in the app's context as the audit actor "cli", labelled with the OS
+    user. The context is pushed here (Flask's `with_appcontext` then reuses it), so the
+    actor is set in the very context the command's services record in."""
+    with ExitStack() as stack:
+        if not current_app:
+            stack.enter_context(ctx.ensure_object(ScriptInfo).load_app().app_context())
+        act_as(Actor("cli", label=_os_user(), source="cli"))
+        yield
+
+
 class KassaGroup(AppGroup):
-    """A group of commands that report a refusal or an unreachable database in one line."""
+    """A group of commands that act as the OS user (audit log) and report a refusal or an
+    unreachable database in one line."""
 
     def invoke(self, ctx: click.Context):
-        with _one_line_errors():
+        with _as_cli_user(ctx), _one_line_errors():
             return super().invoke(ctx)
 
 
 class KassaCommand(click.Command):
-    """A command that reports a refusal or an unreachable database in one line."""
+    """A command that acts as the OS user (audit log) and reports a refusal or an
+    unreachable database in one line."""
 
     def invoke(self, ctx: click.Context):
-        with _one_line_errors():
+        with _as_cli_user(ctx), _one_line_errors():
             return super().invoke(ctx)
 
 

@@ -62,6 +62,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _summary_hour() -> int | None:
+    raw = _env("DAILY_SUMMARY_HOUR", "21")
+    if raw.strip().lower() == "off":
+        return None
+    if not raw.strip().isdigit() or not 0 <= int(raw) <= 23:
+        raise ConfigError(f"DAILY_SUMMARY_HOUR must be an hour from 0 to 23 (Moscow time) "
+                          f"or off, got {raw!r}")
+    return int(raw)
+
+
 def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
     """Build the Flask config mapping for `env` (development, testing or production).
 
@@ -148,6 +158,12 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "RECONCILE_INTERVAL_SECONDS": _int("RECONCILE_INTERVAL_SECONDS", 15),
         # A QR still open this long after creation without a callback is asked about.
         "RECONCILE_QR_AFTER_SECONDS": _int("RECONCILE_QR_AFTER_SECONDS", 60),
+        # How often the worker makes one read-only call to the bank, the register and the
+        # bot, for the dashboard's health table; 0 turns the check off.
+        "HEALTH_CHECK_INTERVAL_SECONDS": _int("HEALTH_CHECK_INTERVAL_SECONDS", 300),
+        # The hour (Moscow time, 0-23) the managers get the day's summary in Telegram;
+        # "off" turns it off.
+        "DAILY_SUMMARY_HOUR": _summary_hour(),
         # How long an idle worker waits before it looks for due jobs again.
         "WORKER_IDLE_SLEEP": float(_env("WORKER_IDLE_SLEEP", "0.2")),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
@@ -166,6 +182,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
     if app_env == "testing":
         cfg["SQLALCHEMY_DATABASE_URI"] = _env("TEST_DATABASE_URL", "sqlite://")
         cfg["WTF_CSRF_ENABLED"] = False
+        # Nothing runs by the clock in a test unless the test asks for it.
+        cfg["HEALTH_CHECK_INTERVAL_SECONDS"] = 0
+        cfg["DAILY_SUMMARY_HOUR"] = None
 
     cfg.update(overrides)
     if cfg["JOB_RETENTION_DAYS"] < 1:

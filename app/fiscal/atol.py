@@ -140,6 +140,11 @@ class AtolClient:
             if self._token == token:
                 self._token = None
 
+    def check_login(self) -> None:
+        """Ask for a new token and forget it: one read-only call (the health check) that
+        proves the address, the login and the password. The cached token is untouched."""
+        self._fetch_token()
+
     def _fetch_token(self) -> str:
         # Safe to repeat: several tokens may be valid at once.
         response = self.http.request(

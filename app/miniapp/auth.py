@@ -6,6 +6,7 @@ import functools
 
 from flask import current_app, g, request
 
+from app.audit import Actor, act_as
 from app.miniapp.screens import refused_screen
 from app.people.services import demo_cashier
 from app.telegram.signin import SignInRefused, cashier_from_header
@@ -29,8 +30,8 @@ def current_cashier():
 
 
 def cashier_required(view):
-    """Let the view run for an active cashier (`g.cashier`); anyone else gets the 403
-    refusal screen with its code and Russian message."""
+    """Let the view run for an active cashier (`g.cashier`, also the audit actor); anyone
+    else gets the 403 refusal screen with its code and Russian message."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
@@ -38,6 +39,7 @@ def cashier_required(view):
             g.cashier = current_cashier()
         except SignInRefused as refused:
             return refused_screen(refused)
+        act_as(Actor("cashier", g.cashier.id, g.cashier.name, request.remote_addr))
         return view(*args, **kwargs)
 
     return wrapper

@@ -4,6 +4,7 @@ from app.models.admin import AdminInvite, AdminRole, AdminUser
 from app.models.audit import AuditEntry
 from app.models.base import InvalidTransition, utcnow
 from app.models.catalog import VAT_RATES, Product
+from app.models.health import ProviderHealth
 from app.models.installation import Installation, install_id
 from app.models.jobs import Job, JobStatus
 from app.models.login_throttle import LoginThrottle
@@ -66,6 +67,7 @@ __all__ = [
     "Payment",
     "PaymentStatus",
     "Product",
+    "ProviderHealth",
     "QrCode",
     "QrKind",
     "QrStatus",

@@ -18,6 +18,7 @@ from telebot import TeleBot, apihelper
 from telebot.apihelper import ApiTelegramException
 from telebot.types import Update
 
+from app.audit import SYSTEM, act_as
 from app.errors import KassaError
 from app.jobs import RetryJob, enqueue
 
@@ -111,8 +112,14 @@ def enqueue_update(update: dict) -> bool:
 
 
 def process_update(payload: dict) -> None:
-    """Job `telegram.update`: run one stored update through the bot's handlers."""
+    """Job `telegram.update`: run one stored update through the bot's handlers (a handler
+    may act as a staff member for the audit log, until the update is done)."""
     bot = get_bot()
     update = Update.de_json(payload["update"])
-    with telegram_errors(f"update {update.update_id}"):
-        bot.process_new_updates([update])
+    try:
+        with telegram_errors(f"update {update.update_id}"):
+            bot.process_new_updates([update])
+    finally:
+        # A handler acts as the manager who pressed; the worker's next job (same app
+        # context) must not.
+        act_as(SYSTEM)

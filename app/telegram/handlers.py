@@ -10,6 +10,7 @@ from telebot import TeleBot, util
 from telebot.apihelper import ApiTelegramException
 from telebot.types import CallbackQuery, Message, User
 
+from app.audit import Actor, act_as
 from app.errors import InvalidStateError
 from app.extensions import db
 from app.models import AccessRequest, AccessStatus, InvalidTransition, StaffMember
@@ -126,6 +127,7 @@ def decide(call: CallbackQuery, bot: TeleBot) -> None:
         _answer(bot, call, messages.only_managers(), alert=True)
         return
     manager_id, manager_name = manager.id, manager.name or _name(call.from_user)
+    act_as(Actor("manager", manager_id, manager_name, "telegram"))
     request_id = _request_id(call.data)
     access = db.session.get(AccessRequest, request_id) if request_id else None
     if access is None:

@@ -7,6 +7,7 @@ there is one, the inline keyboard as Telegram's JSON (what a `telegram.send` job
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -20,11 +21,13 @@ from app.models import (
     Order,
     OrderStatus,
     Payment,
+    PaymentStatus,
     Receipt,
     ReceiptKind,
     Refund,
 )
 from app.money import format_rubles
+from app.reports import Figures
 
 # Callback data of the inline buttons (at most 64 bytes, Telegram's limit).
 ASK_ACCESS = "access:ask"
@@ -44,6 +47,12 @@ ORDER_STATUSES = {
     OrderStatus.CANCELLED: _l("отменён"),
 }
 PAID_STATUSES = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+PAYMENT_STATUSES = {
+    PaymentStatus.PAID: _l("оплачен"),
+    PaymentStatus.PARTIALLY_REFUNDED: _l("частичный возврат"),
+    PaymentStatus.REFUNDED: _l("возвращён"),
+    PaymentStatus.REVIEW: _l("на проверке"),
+}
 
 
 @dataclass(frozen=True)
@@ -246,3 +255,26 @@ def receipt_failed(receipt: Receipt) -> str:
         _("Ошибка: %(error)s", error=receipt.error or "—"),
         _("Повторить: flask receipt retry %(id)s", id=receipt.id),
     ])
+
+
+def daily_summary(day: date, figures: Figures, *, failed_receipts: int,
+                  review_payments: int) -> str:
+    """The managers' summary of one Moscow day."""
+    lines = [_("Итоги дня %(day)s", day=day.strftime("%d.%m.%Y")),
+             _("Выручка: %(sum)s (платежей: %(count)s)", sum=format_rubles(figures.revenue_kopecks),
+               count=figures.payments),
+             _("Возвраты: %(sum)s (%(count)s)", sum=format_rubles(figures.refunds_kopecks),
+               count=figures.refunds),
+             _("Итого: %(sum)s", sum=format_rubles(figures.net_kopecks))]
+    if figures.orders_by_status:
+        counts = ", ".join(f"{ORDER_STATUSES[status]} — {count}"
+                           for status, count in figures.orders_by_status.items())
+        lines.append(_("Заказы: %(counts)s", counts=counts))
+    else:
+        lines.append(_("Заказов не было."))
+    if figures.payments_by_status.get(PaymentStatus.REVIEW):
+        lines.append(_("Из них платежей на проверке за день: %(count)s",
+                       count=figures.payments_by_status[PaymentStatus.REVIEW]))
+    lines.append(_("Чеков не пробито: %(count)s", count=failed_receipts))
+    lines.append(_("Платежей ждут проверки: %(count)s", count=review_payments))
+    return "\n".join(lines)

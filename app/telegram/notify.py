@@ -9,16 +9,17 @@ button pressed twice never yields a second message: the keys are already taken.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
 from telebot.apihelper import ApiTelegramException
 
-from app import jobs
+from app import jobs, reports
 from app.extensions import db
 from app.fiscal import fiscal_enabled
 from app.fiscal.views import receipt_url
+from app.formatting import MOSCOW
 from app.jobs import RetryJob, enqueue
 from app.models import (
     AccessRequest,
@@ -40,6 +41,11 @@ from app.telegram.messages import Reply
 logger = logging.getLogger(__name__)
 
 SEND_JOB = "telegram.send"
+# The managers' daily summary: a job per Moscow date (keyed by it, so once a day), enqueued
+# by a periodic check once the configured hour has come.
+DAILY_SUMMARY_JOB = "telegram.daily_summary"
+DAILY_SUMMARY_CHECK = "telegram.daily_summary_check"
+DAILY_SUMMARY_CHECK_SECONDS = 60
 # The paid message waits this long after the payment for its sale receipt (written by the
 # `fiscal.sell` job of the same event), asking again every RECEIPT_POLL_SECONDS.
 RECEIPT_WAIT = timedelta(seconds=10)
@@ -63,11 +69,15 @@ def init_app(app: Flask) -> None:
     handlers = {"telegram.paid": paid, "telegram.expired": expired,
                 "telegram.refund": refund_completed, "telegram.review": payment_review,
                 "telegram.receipt_failed": receipt_failed}
+    handlers[DAILY_SUMMARY_JOB] = daily_summary
+    handlers[DAILY_SUMMARY_CHECK] = daily_summary_check
     for job_name, fn in handlers.items():
         registry.handler(job_name, fn)
     if app.config.get("TELEGRAM_BOT_TOKEN"):
         for event, job_name in EVENTS.items():
             registry.subscribe(event, job_name)
+        if app.config.get("DAILY_SUMMARY_HOUR") is not None:
+            registry.periodic(DAILY_SUMMARY_CHECK, DAILY_SUMMARY_CHECK_SECONDS)
 
 
 # -- fan-out -------------------------------------------------------------------------------
@@ -194,3 +204,38 @@ def receipt_failed(payload: dict) -> None:
     # The event's key is receipt-<id>-<attempt>; the attempt is the one that failed.
     fan_out(f"telegram.receipt_failed:receipt-{receipt.id}-{receipt.attempt}",
             _manager_chats(), Reply(messages.receipt_failed(receipt)))
+
+
+# -- the daily summary ---------------------------------------------------------------------
+
+def schedule_daily_summary(now: datetime | None = None) -> date | None:
+    """Enqueue today's summary (Moscow date) once DAILY_SUMMARY_HOUR has come, and commit.
+    The job is keyed by the date: asked again the same day, nothing is added.
+
+    :returns: the date whose summary is due, or None before the hour (or when it is off).
+    """
+    hour = current_app.config.get("DAILY_SUMMARY_HOUR")
+    local = (now or utcnow()).astimezone(MOSCOW)
+    if hour is None or local.hour < hour:
+        return None
+    day = local.date()
+    enqueue(DAILY_SUMMARY_JOB, {"date": day.isoformat()},
+            key=f"{DAILY_SUMMARY_JOB}:{day.isoformat()}")
+    db.session.commit()
+    return day
+
+
+def daily_summary_check(payload: dict) -> None:
+    """Periodic job `telegram.daily_summary_check`: see `schedule_daily_summary`."""
+    schedule_daily_summary()
+
+
+def daily_summary(payload: dict) -> None:
+    """Job `telegram.daily_summary`: the day's figures to every active manager."""
+    day = date.fromisoformat(payload["date"])
+    start = reports.moscow_day_start(day)
+    text = messages.daily_summary(
+        day, reports.figures(start, start + timedelta(days=1)),
+        failed_receipts=reports.failed_receipts_count(),
+        review_payments=reports.review_payments_count())
+    fan_out(f"{DAILY_SUMMARY_JOB}:{day.isoformat()}", _manager_chats(), Reply(text))
