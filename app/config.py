@@ -72,6 +72,24 @@ def _summary_hour() -> int | None:
     return int(raw)
 
 
+def _development_secret_key() -> str:
+    """Development without SECRET_KEY: a random key made once and kept in the instance
+    folder, so that every process (gunicorn's workers, the worker, a restart) signs sessions
+    and derives the webhook secret alike."""
+    path = INSTANCE / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(key)
+        except FileExistsError:  # another process made it first: use theirs
+            return path.read_text().strip()
+        return key
+
+
 def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
     """Build the Flask config mapping for `env` (development, testing or production).
 
@@ -95,7 +113,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "APP_ENV": app_env,
         "DEBUG": False,
         "TESTING": app_env == "testing",
-        "SECRET_KEY": secret_key or secrets.token_hex(32),
+        "SECRET_KEY": secret_key or (
+            _development_secret_key() if app_env == "development" else secrets.token_hex(32)
+        ),
         "SQLALCHEMY_DATABASE_URI": database_url,
         # A pooled connection is pinged before use: a database restart costs no request.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -77,6 +79,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(KassaError)
     def handle_kassa_error(exc: KassaError):
         return _respond(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf_error(exc: CSRFError):
+        return _respond(400, "csrf", _("Форма устарела или пришла не с этой страницы. "
+                                       "Обновите страницу и попробуйте ещё раз."))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):

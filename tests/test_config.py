@@ -209,3 +209,23 @@ def test_an_init_data_age_under_a_second_is_refused(monkeypatch):
         load_config()
     monkeypatch.setenv("TELEGRAM_INIT_DATA_MAX_AGE", "600")
     assert load_config()["TELEGRAM_INIT_DATA_MAX_AGE"] == 600
+
+
+def test_development_without_a_secret_key_keeps_one_for_every_process(monkeypatch, tmp_path):
+    import app.config as config_module
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setattr(config_module, "INSTANCE", tmp_path)
+    first = load_config("development")["SECRET_KEY"]
+    second = load_config("development")["SECRET_KEY"]  # another gunicorn worker, a restart
+    assert first == second and len(first) == 64
+    assert (tmp_path / "secret-key").stat().st_mode & 0o777 == 0o600
+    assert load_config("development")["TELEGRAM_WEBHOOK_SECRET"] == \
+        load_config("development")["TELEGRAM_WEBHOOK_SECRET"]
+
+
+def test_a_form_without_its_csrf_token_is_refused_in_russian(make_app):
+    app = make_app(WTF_CSRF_ENABLED=True)
+    response = app.test_client().post("/admin/login", data={"email": "a@b.ru", "password": "x"})
+    assert response.status_code == 400
+    assert "Обновите страницу" in response.get_data(as_text=True)
