@@ -53,7 +53,7 @@ def monitor():
     form = _filter_form()
     filters = form.filters()
     after = request.args.get("after")
-    page = queries.list_page(filters, after)
+    page = queries.list_page(filters, after, size=queries.PAGE_SIZE)
     # The first page, newest first, shows new rows as they come.
     live_top = not after and filters.sort == "-created"
     return render_template("admin/monitor/list.html", form=form, page=page,

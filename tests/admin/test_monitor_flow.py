@@ -11,14 +11,11 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import (
     AuditEntry,
-    Job,
-    JobStatus,
     Order,
     OrderChannel,
     OrderStatus,
     Payment,
     PaymentStatus,
-    QrCode,
     Receipt,
     ReceiptKind,
     ReceiptStatus,
