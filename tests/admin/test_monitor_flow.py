@@ -158,12 +158,17 @@ def test_a_pending_row_turns_into_its_payment_when_paid(stack):
     assert "Оплачен" in row and "id=\"row-p-" in row and "hx-get" not in row
 
 
-def test_a_payment_with_the_wrong_sum_is_accepted_after_review(stack):
+def _flagged_payment(stack) -> int:
+    """500 ₽ paid for a 590 ₽ sale: flagged for review."""
     stack.start_worker()
     order_id, qr_id = _sale(stack)
     stack.pay(qr_id, amount="500.00")
-    payment_id = wait_for(lambda: _scalar(stack, sa.select(Payment.id).where(
+    return wait_for(lambda: _scalar(stack, sa.select(Payment.id).where(
         Payment.order_id == order_id)))
+
+
+def test_a_payment_with_the_wrong_sum_is_accepted_after_review(stack):
+    payment_id = _flagged_payment(stack)
     client = _client(stack)
     assert "На проверке" in _text(client.get("/admin/payments?status=review"))
     detail = _text(client.get(f"/admin/payments/{payment_id}"))
@@ -177,11 +182,7 @@ def test_a_payment_with_the_wrong_sum_is_accepted_after_review(stack):
 
 
 def test_a_flagged_payment_is_refunded_in_full(stack):
-    stack.start_worker()
-    order_id, qr_id = _sale(stack)
-    stack.pay(qr_id, amount="500.00")
-    payment_id = wait_for(lambda: _scalar(stack, sa.select(Payment.id).where(
-        Payment.order_id == order_id)))
+    payment_id = _flagged_payment(stack)
     client = _client(stack)
     response = client.post(f"/admin/payments/{payment_id}/refund", data={"mode": "amount"},
                            follow_redirects=True)
