@@ -8,6 +8,7 @@ from app.models.installation import Installation, install_id
 from app.models.jobs import Job, JobStatus
 from app.models.orders import (
     OPEN_ORDER_STATUSES,
+    OPEN_ORDERS_SQL,
     ORDER_TRANSITIONS,
     Order,
     OrderChannel,
@@ -36,6 +37,7 @@ from app.models.sbp import (
 __all__ = [
     "ACCESS_TRANSITIONS",
     "ACTIVATION_TRANSITIONS",
+    "OPEN_ORDERS_SQL",
     "OPEN_ORDER_STATUSES",
     "ORDER_TRANSITIONS",
     "PAYMENT_TRANSITIONS",

@@ -34,6 +34,8 @@ ORDER_TRANSITIONS = {
     OrderStatus.REFUNDED: frozenset(),
 }
 OPEN_ORDER_STATUSES = (OrderStatus.NEW, OrderStatus.PENDING, OrderStatus.EXPIRED)
+# Orders that have no payment (yet): the admin's list shows them as their own rows.
+OPEN_ORDERS_SQL = "status IN ('new', 'pending', 'expired', 'cancelled')"
 
 
 class OrderChannel(enum.Enum):
@@ -52,6 +54,9 @@ class Order(TimestampMixin, db.Model):
     __table_args__ = (
         sa.CheckConstraint("total_kopecks > 0", name="total_positive"),
         sa.Index("ix_orders_status_created", "status", "created_at"),
+        # The admin's list of orders without a payment, newest first (app/admin/queries.py).
+        sa.Index("ix_orders_open_created", "created_at", "id",
+                 postgresql_where=sa.text(OPEN_ORDERS_SQL), sqlite_where=sa.text(OPEN_ORDERS_SQL)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
