@@ -183,7 +183,7 @@ def _day_bounds(filters: Filters):
     return start, end
 
 
-def _payment_branch(filters: Filters, cursor: list | None, limit: int):
+def _payment_branch(filters: Filters, cursor: list | None, limit: int, found):
     if filters.status and filters.status not in PAYMENT_STATUSES:
         return None
     where = []
@@ -209,8 +209,8 @@ def _payment_branch(filters: Filters, cursor: list | None, limit: int):
         where.append(Payment.created_at >= start)
     if end:
         where.append(Payment.created_at < end)
-    if filters.q:
-        where.append(_payment_search(filters.q))
+    if found is not None:
+        where.append(_payment_search(found))
     columns = _primary(filters.sort, Payment.created_at, Payment.amount_kopecks,
                        Payment.status)
     where.append(_after(columns, Payment.id, "p", cursor, _descending(filters.sort)))
@@ -226,21 +226,18 @@ def _payment_branch(filters: Filters, cursor: list | None, limit: int):
     return _sorted(query.where(*where), columns, Payment.id, filters.sort, limit)
 
 
-def _payment_search(q: str):
-    q = q.strip()
-    matches = [
-        Payment.transaction_id == q[:64],
-        Payment.qr_code_id.in_(sa.select(QrCode.id).where(QrCode.qr_id == q[:32])),
-        Payment.activation_id.in_(sa.select(CashLinkActivation.id).where(
-            CashLinkActivation.bank_order_id == q[:40])),
-        Payment.order_id.in_(sa.select(Order.id).where(Order.public_id == q[:32])),
-    ]
-    if q.isdigit() and len(q) < 18:
-        matches.append(Payment.order_id == int(q))
+def _payment_search(found: Found):
+    matches = [Payment.transaction_id == found.text[:64]]
+    if found.qr_code_id is not None:
+        matches.append(Payment.qr_code_id == found.qr_code_id)
+    if found.activation_id is not None:
+        matches.append(Payment.activation_id == found.activation_id)
+    if found.order_ids:
+        matches.append(Payment.order_id.in_(found.order_ids))
     return sa.or_(*matches)
 
 
-def _order_branch(filters: Filters, cursor: list | None, limit: int):
+def _order_branch(filters: Filters, cursor: list | None, limit: int, found):
     if filters.status and filters.status not in ORDER_STATUSES:
         return None
     kind = filters.kind or (filters.channel if filters.channel == "cash_link" else None)
@@ -265,8 +262,8 @@ def _order_branch(filters: Filters, cursor: list | None, limit: int):
         where.append(Order.created_at >= start)
     if end:
         where.append(Order.created_at < end)
-    if filters.q:
-        where.append(_order_search(filters.q))
+    if found is not None:
+        where.append(_order_search(found))
     columns = _primary(filters.sort, Order.created_at, Order.total_kopecks, Order.status)
     where.append(_after(columns, Order.id, "o", cursor, _descending(filters.sort)))
     query = sa.select(
@@ -277,17 +274,47 @@ def _order_branch(filters: Filters, cursor: list | None, limit: int):
     return _sorted(query, columns, Order.id, filters.sort, limit)
 
 
-def _order_search(q: str):
+def _order_search(found: Found):
+    ids = set(found.order_ids) | set(found.orders_of_qr)
+    return Order.id.in_(sorted(ids)) if ids else sa.false()
+
+
+@dataclass
+class Found:
+    """What a search text names, looked up first by the unique keys, so that the list's
+    query is a plain OR of indexed equalities (a bitmap OR, not a scan)."""
+
+    text: str
+    qr_code_id: int | None = None
+    activation_id: int | None = None
+    order_ids: list[int] = field(default_factory=list)
+    orders_of_qr: list[int] = field(default_factory=list)
+
+
+def find(q: str) -> Found:
     q = q.strip()
-    matches = [
-        Order.public_id == q[:32],
-        Order.id.in_(sa.select(QrCode.order_id).where(QrCode.qr_id == q[:32])),
-        Order.id.in_(sa.select(CashLinkActivation.order_id).where(
-            CashLinkActivation.bank_order_id == q[:40])),
-    ]
+    found = Found(text=q)
+    qr = db.session.execute(sa.select(QrCode.id, QrCode.order_id, QrCode.kind)
+                            .where(QrCode.qr_id == q[:32])).first()
+    if qr is not None:
+        found.qr_code_id = qr.id
+        if qr.order_id is not None:
+            found.orders_of_qr.append(qr.order_id)
+        if qr.kind == QrKind.CASH_LINK:  # its sales' orders
+            found.orders_of_qr += db.session.scalars(sa.select(CashLinkActivation.order_id)
+                                                     .where(CashLinkActivation.qr_code_id
+                                                            == qr.id).limit(1000))
+    activation = db.session.execute(
+        sa.select(CashLinkActivation.id, CashLinkActivation.order_id)
+        .where(CashLinkActivation.bank_order_id == q[:40])).first()
+    if activation is not None:
+        found.activation_id = activation.id
+        found.orders_of_qr.append(activation.order_id)
+    orders = [Order.public_id == q[:32]]
     if q.isdigit() and len(q) < 18:
-        matches.append(Order.id == int(q))
-    return sa.or_(*matches)
+        orders.append(Order.id == int(q))
+    found.order_ids = list(db.session.scalars(sa.select(Order.id).where(sa.or_(*orders))))
+    return found
 
 
 def _sorted(query, columns: list, ident, sort: str, limit: int):
@@ -299,8 +326,9 @@ def _sorted(query, columns: list, ident, sort: str, limit: int):
 def page_statement(filters: Filters, cursor: list | None, limit: int):
     """The one query of a page's keys (src, id and the sort values), or None when the
     filters exclude both tables. (bench/admin_list.py explains it.)"""
-    branches = [branch for branch in (_order_branch(filters, cursor, limit),
-                                      _payment_branch(filters, cursor, limit))
+    found = find(filters.q) if filters.q else None
+    branches = [branch for branch in (_order_branch(filters, cursor, limit, found),
+                                      _payment_branch(filters, cursor, limit, found))
                 if branch is not None]
     if len(branches) < 2:
         return branches[0] if branches else None
