@@ -1,4 +1,5 @@
-"""Flask commands: qr, payment, receipt, cashier, bot, worker, sbp, demo, and the sandbox."""
+"""Flask commands: qr, payment, receipt, cashier, bot, admin, worker, sbp, demo, and the
+sandbox."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ payment_cli = KassaGroup("payment", help="Payments: review and refunds.")
 receipt_cli = KassaGroup("receipt", help="54-FZ receipts.")
 cashier_cli = KassaGroup("cashier", help="Staff of the Telegram bot: cashiers and managers.")
 bot_cli = KassaGroup("bot", help="The Telegram bot: webhook, menu button, polling.")
+admin_cli = KassaGroup("admin", help="Accounts of the admin panel.")
 
 
 def _print(data) -> None:
@@ -315,6 +317,24 @@ def worker_command(burst: bool, batch: int):
     worker.run()
 
 
+@admin_cli.command("create")
+@click.argument("email")
+@click.option("--password", help="Asked twice, hidden, when omitted (a password given here "
+                                 "stays in the shell's history).")
+@click.option("--viewer", is_flag=True, help="Read-only: sees the panel, changes nothing.")
+def admin_create(email: str, password: str | None, viewer: bool):
+    """Create an account of the admin panel (an admin unless --viewer)."""
+    from app.admin.services import check_password, clean_email, create_admin
+    from app.models import AdminRole
+
+    clean_email(email)  # a bad email is refused before the password is asked for
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    check_password(password)
+    user = create_admin(email, password, AdminRole.VIEWER if viewer else AdminRole.ADMIN)
+    click.echo(f"{user.role.value} {user.email} created; log in at /admin/login")
+
+
 @demo_cli.command("seed")
 def demo_seed():
     """A small demo catalog (safe to run again)."""
@@ -328,7 +348,7 @@ def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
-                    bot_cli, worker_command, sandbox_cli):
+                    bot_cli, admin_cli, worker_command, sandbox_cli):
         app.cli.add_command(command)
     # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
     # starts): the same commands in a group that reports an unreachable database in one line.

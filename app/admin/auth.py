@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
-from flask import Flask, abort, request
+from flask import Flask, abort, g, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -12,16 +13,37 @@ from app.audit import Actor, act_as
 from app.extensions import db, login_manager
 from app.models import AdminUser
 
+SESSION_LIFETIME = timedelta(hours=12)
+
 
 def init_login(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "admin.login"
     login_manager.login_message = _l("Войдите, чтобы открыть панель.")
     login_manager.login_message_category = "info"
-    if app.config["APP_ENV"] == "production":
-        app.config.setdefault("SESSION_COOKIE_SECURE", True)
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Flask has defaults for these keys (not secure, SameSite unset, 31 days), so they are
+    # set outright, not with setdefault. The panel's session is its only cookie.
+    production = app.config["APP_ENV"] == "production"
+    app.config.update(
+        SESSION_COOKIE_SECURE=production,   # https only; development runs on http://127.0.0.1
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        # A login lasts this long, however active (the signed cookie is refused afterwards).
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
+    app.before_request(_forget_last_request)
+
+
+def _forget_last_request() -> None:
+    """Each request finds its user from its own session. `g` belongs to the app context,
+    which a server makes per request, but which tests (and any caller that pushes one
+    context around several requests) share: Flask-Login's cached user and the audit actor
+    of one request must not carry into the next."""
+    g.pop("_login_user", None)
+    g.pop("audit_actor", None)
 
 
 @login_manager.user_loader

@@ -6,6 +6,7 @@ from app.models.base import InvalidTransition, utcnow
 from app.models.catalog import VAT_RATES, Product
 from app.models.installation import Installation, install_id
 from app.models.jobs import Job, JobStatus
+from app.models.login_throttle import LoginThrottle
 from app.models.orders import (
     OPEN_ORDER_STATUSES,
     OPEN_ORDERS_SQL,
@@ -58,6 +59,7 @@ __all__ = [
     "InvalidTransition",
     "Job",
     "JobStatus",
+    "LoginThrottle",
     "Order",
     "OrderChannel",
     "OrderItem",
