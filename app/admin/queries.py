@@ -496,6 +496,16 @@ class Detail:
     events: list[BankEvent]
     audit: list[AuditEntry]
 
+    @property
+    def in_progress(self) -> bool:
+        """Something here may still change by itself (the bank, the register, a job)."""
+        return (
+            (self.order is not None and self.order.status.value in LIVE_STATUSES)
+            or any(r.status.value in ("pending", "in_progress") for r in self.refunds)
+            or any(r.status.value in ("pending", "wait") for r in self.receipts)
+            or any(j.status.value in ("queued", "running") for j in self.jobs)
+        )
+
     def timeline(self) -> list[Event]:
         items: list[Event] = []
         if self.order is not None:
