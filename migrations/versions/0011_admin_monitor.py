@@ -4,8 +4,8 @@ The list (app/admin/queries.py) pages by keyset: each sort reads one index in or
 stops after a page, however many rows there are. The index on payments (status,
 created_at) gains id, the keyset's tie-break.
 
-Revision ID: 0010_admin_monitor
-Revises: 0009_admin
+Revision ID: 0011_admin_monitor
+Revises: 0010_accounts
 Create Date: 2026-12-06 18:00:00
 
 """
@@ -13,8 +13,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0010_admin_monitor'
-down_revision = '0009_admin'
+revision = '0011_admin_monitor'
+down_revision = '0010_accounts'
 branch_labels = None
 depends_on = None
 
