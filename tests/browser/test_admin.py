@@ -76,15 +76,23 @@ def test_first_admin_watches_a_payment_arrive_and_refunds_part_of_it(stack, admi
     page.get_by_role("link", name="Платежи").click()
     expect(page.locator(f"#row-o-{waiting_order}")).to_contain_text("Ждёт оплаты")
 
-    # The customer pays a bigger sale: it shows up at the top without a reload.
-    big_order, big_qr = _sale(stack, COFFEE, CAKE)
+    # A bigger sale shows up at the top without a reload, waiting; the customer pays it and
+    # its row turns into the payment.
     page.evaluate("window.__notReloaded = true")
+    big_order, big_qr = _sale(stack, COFFEE, CAKE)
+    expect(page.locator(f"#row-o-{big_order}")).to_contain_text("Ждёт оплаты", timeout=15_000)
     stack.pay(big_qr)
     payment_id = _paid(stack, big_order)
     row = page.locator(f"#row-p-{payment_id}")
     expect(row).to_contain_text("750,00", timeout=15_000)
     expect(row).to_contain_text("Оплачен")
     assert page.evaluate("window.__notReloaded") is True
+    # The order's own row turned into the payment too: after the next looks, one row of it.
+    for _ in range(2):
+        with page.expect_response(lambda response: "/admin/payments/fresh" in response.url):
+            pass
+    expect(row).to_have_count(1)
+    expect(page.locator(f"#row-o-{big_order}")).to_have_count(0)
     _shot(page, "list")
 
     # Paid only, largest first: the big sale, then the small one; the waiting order is gone.
