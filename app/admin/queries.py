@@ -204,26 +204,13 @@ def _payment_branch(filters: Filters, cursor: list | None, limit: int, found):
     if filters.cashier_id:
         joined_order = True
         where.append(Order.cashier_id == filters.cashier_id)
-    start, end = _day_bounds(filters)
-    if start:
-        where.append(Payment.created_at >= start)
-    if end:
-        where.append(Payment.created_at < end)
     if found is not None:
         where.append(_payment_search(found))
-    columns = _primary(filters.sort, Payment.created_at, Payment.amount_kopecks,
-                       Payment.status)
-    where.append(_after(columns, Payment.id, "p", cursor, _descending(filters.sort)))
-    query = sa.select(
-        sa.literal("p").label("src"), Payment.id.label("id"),
-        Payment.created_at.label("created_at"), Payment.amount_kopecks.label("amount"),
-        sa.type_coerce(Payment.status, sa.String).label("status"),
-    )
-    if joined_qr:
-        query = query.join(QrCode, QrCode.id == Payment.qr_code_id)
-    if joined_order:
-        query = query.join(Order, Order.id == Payment.order_id)
-    return _sorted(query.where(*where), columns, Payment.id, filters.sort, limit)
+    joins = ([(QrCode, QrCode.id == Payment.qr_code_id)] if joined_qr else []) + (
+        [(Order, Order.id == Payment.order_id)] if joined_order else [])
+    return _branch("p", (Payment.id, Payment.created_at, Payment.amount_kopecks,
+                         Payment.status), where, joins=joins, filters=filters, cursor=cursor,
+                   limit=limit)
 
 
 def _payment_search(found: Found):
@@ -257,21 +244,33 @@ def _order_branch(filters: Filters, cursor: list | None, limit: int, found):
         where.append(Order.channel == OrderChannel(filters.channel))
     if filters.cashier_id:
         where.append(Order.cashier_id == filters.cashier_id)
-    start, end = _day_bounds(filters)
-    if start:
-        where.append(Order.created_at >= start)
-    if end:
-        where.append(Order.created_at < end)
     if found is not None:
         where.append(_order_search(found))
-    columns = _primary(filters.sort, Order.created_at, Order.total_kopecks, Order.status)
-    where.append(_after(columns, Order.id, "o", cursor, _descending(filters.sort)))
+    return _branch("o", (Order.id, Order.created_at, Order.total_kopecks, Order.status),
+                   where, joins=[], filters=filters, cursor=cursor, limit=limit)
+
+
+def _branch(src: str, keys: tuple, where: list, *, joins: list, filters: Filters,
+            cursor: list | None, limit: int):
+    """One table's part of a page: its rows in the date range, after the cursor, sorted,
+    `limit` of them, as (src, id, created_at, amount, status)."""
+    ident, created, amount, status = keys
+    start, end = _day_bounds(filters)
+    if start:
+        where.append(created >= start)
+    if end:
+        where.append(created < end)
+    columns = _primary(filters.sort, created, amount, status)
+    where.append(_after(columns, ident, src, cursor, _descending(filters.sort)))
     query = sa.select(
-        sa.literal("o").label("src"), Order.id.label("id"),
-        Order.created_at.label("created_at"), Order.total_kopecks.label("amount"),
-        sa.type_coerce(Order.status, sa.String).label("status"),
-    ).where(*where)
-    return _sorted(query, columns, Order.id, filters.sort, limit)
+        sa.literal(src).label("src"), ident.label("id"), created.label("created_at"),
+        amount.label("amount"), sa.type_coerce(status, sa.String).label("status"),
+    )
+    for target, onclause in joins:
+        query = query.join(target, onclause)
+    order = [*columns, ident]
+    order = [column.desc() for column in order] if _descending(filters.sort) else order
+    return query.where(*where).order_by(*order).limit(limit)
 
 
 def _order_search(found: Found):
@@ -315,12 +314,6 @@ def find(q: str) -> Found:
         orders.append(Order.id == int(q))
     found.order_ids = list(db.session.scalars(sa.select(Order.id).where(sa.or_(*orders))))
     return found
-
-
-def _sorted(query, columns: list, ident, sort: str, limit: int):
-    order = [*columns, ident]
-    order = [column.desc() for column in order] if _descending(sort) else order
-    return query.order_by(*order).limit(limit)
 
 
 def page_statement(filters: Filters, cursor: list | None, limit: int):
