@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
+from app import audit
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
 from app.fiscal import builder, get_register
@@ -208,7 +209,10 @@ def retry_failed(receipt_id: int) -> Receipt:
         raise NotFoundError(_l("Чек не найден"))
     if receipt.status != ReceiptStatus.FAILED:
         raise InvalidStateError(_l("Повторить можно только чек с ошибкой"), code="not_failed")
+    error = receipt.error
     _resubmit(receipt)
+    audit.record("receipt.retry", target_type="receipt", target_id=receipt.id,
+                 payment_id=receipt.payment_id, attempt=receipt.attempt, error=error)
     db.session.commit()
     return receipt
 

@@ -201,7 +201,7 @@ def create_refund_receipt(refund_id: int) -> Receipt | None:
     contact = {"customer_email": sale.customer_email, "customer_phone": sale.customer_phone}
     try:
         if refund.lines:
-            draft = builder.refund_bylines_of(
+            draft = builder.refund_by_lines(
                 sale_lines, [tuple(pair) for pair in refund.lines], company=company(),
                 already_refunded=already, **contact,
             )

@@ -21,8 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app import audit
+from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
 from app.models import Job, JobStatus, utcnow
 
@@ -152,3 +155,61 @@ def purge_done(payload: dict) -> None:
     db.session.commit()
     if deleted:
         logger.info("deleted %d done jobs older than %d days", deleted, days)
+
+
+# -- an admin's hand on the queue ------------------------------------------------------------
+
+# The job that delivers a notification (app/telegram/notify.py SEND_JOB).
+NOTIFICATION_JOB = "telegram.send"
+
+
+def _job(job_id: int) -> Job:
+    job = db.session.scalars(sa.select(Job).where(Job.id == job_id).with_for_update()
+                             ).one_or_none()
+    if job is None:
+        db.session.rollback()
+        raise NotFoundError(_l("Задача не найдена"))
+    return job
+
+
+def retry_dead(job_id: int) -> Job:
+    """Give a dead job (out of attempts) a fresh set of attempts, due now; commit.
+
+    :raises InvalidStateError: the job is not dead.
+    """
+    job = _job(job_id)
+    if job.status != JobStatus.DEAD:
+        db.session.rollback()
+        raise InvalidStateError(_l("Повторить можно только задачу, у которой кончились "
+                                   "попытки"), code="job_not_dead")
+    now = utcnow()
+    attempts, error = job.attempts, job.last_error
+    job.status, job.attempts, job.run_at = JobStatus.QUEUED, 0, now
+    job.locked_until = job.locked_by = job.finished_at = None
+    audit.record("job.retry", target_type="job", target_id=job.id, name=job.name,
+                 attempts=attempts, last_error=(error or "")[:300])
+    db.session.commit()
+    logger.warning("dead job %s %s queued again", job.id, job.name)
+    return job
+
+
+def resend_notification(job_id: int) -> Job:
+    """Send a notification (a `telegram.send` job that is done or dead) once more, as a new
+    job with the same message and chat; commit.
+
+    :raises InvalidStateError: not a notification, or it is still on its way.
+    """
+    job = _job(job_id)
+    if job.name != NOTIFICATION_JOB:
+        db.session.rollback()
+        raise InvalidStateError(_l("Это не уведомление"), code="not_a_notification")
+    if job.status not in (JobStatus.DONE, JobStatus.DEAD):
+        db.session.rollback()
+        raise InvalidStateError(_l("Уведомление ещё отправляется"), code="still_sending")
+    stamp = utcnow().strftime("%Y%m%d%H%M%S%f")
+    key = f"{NOTIFICATION_JOB}:resend-{job.id}-{stamp}"
+    enqueue(NOTIFICATION_JOB, dict(job.payload), key=key)
+    audit.record("notification.resend", target_type="job", target_id=job.id,
+                 chat_id=job.payload.get("chat_id"), key=key)
+    db.session.commit()
+    return db.session.scalars(sa.select(Job).where(Job.key == key)).one()

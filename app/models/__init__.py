@@ -10,6 +10,7 @@ from app.models.jobs import Job, JobStatus
 from app.models.login_throttle import LoginThrottle
 from app.models.orders import (
     OPEN_ORDER_STATUSES,
+    OPEN_ORDERS_SQL,
     ORDER_TRANSITIONS,
     Order,
     OrderChannel,
@@ -39,6 +40,7 @@ from app.models.shop import TelegramLinkToken
 __all__ = [
     "ACCESS_TRANSITIONS",
     "ACTIVATION_TRANSITIONS",
+    "OPEN_ORDERS_SQL",
     "OPEN_ORDER_STATUSES",
     "ORDER_TRANSITIONS",
     "PAYMENT_TRANSITIONS",

@@ -168,7 +168,11 @@ class Payment(TimestampMixin, db.Model):
             "refunded_kopecks >= 0 AND refunded_kopecks <= amount_kopecks",
             name="refunded_within_amount",
         ),
-        sa.Index("ix_payments_status_created", "status", "created_at"),
+        # The admin's list (app/admin/queries.py): by status, date or sum, keyset on id.
+        sa.Index("ix_payments_status_created", "status", "created_at", "id"),
+        sa.Index("ix_payments_created", "created_at", "id"),
+        sa.Index("ix_payments_amount", "amount_kopecks", "id"),
+        sa.Index("ix_payments_status_amount", "status", "amount_kopecks", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -18,6 +18,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app import audit
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
 from app.httpclient import ProviderError
@@ -295,6 +296,8 @@ def accept_payment(payment_id: int) -> Payment:
         raise InvalidStateError(_l("Платёж не ждёт проверки"), code="payment_not_in_review")
     payment.set_status(PaymentStatus.PAID)
     logger.warning("payment %s accepted after review (%s)", payment.id, payment.review_reason)
+    audit.record("payment.accept", target_type="payment", target_id=payment.id,
+                 amount_kopecks=payment.amount_kopecks, review_reason=payment.review_reason)
     payment.review_reason = None
     _settle(qr, activation, order, payment)
     db.session.flush()

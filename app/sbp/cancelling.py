@@ -11,6 +11,7 @@ import logging
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app import audit
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
 from app.httpclient import ProviderError
@@ -58,6 +59,8 @@ def cancel_order(order_id: int) -> Order:
     order = lock(Order, order_id)
     if order.status in PAYABLE_ORDER:
         order.set_status(OrderStatus.CANCELLED)
+        audit.record("order.cancel", target_type="order", target_id=order.id,
+                     total_kopecks=order.total_kopecks)
     db.session.commit()
     return order
 
@@ -89,6 +92,7 @@ def cancel_qr(qr_code_id: int) -> QrCode:
     qr = lock(QrCode, qr_code_id)
     if qr.status == QrStatus.ACTIVE:
         qr.set_status(QrStatus.CANCELLED)
+        audit.record("qr.cancel", target_type="qr_code", target_id=qr.id, qr_id=qr.qr_id)
     db.session.commit()
     return qr
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app import audit
 from app.errors import InvalidStateError, ValidationError
 from app.extensions import db
+from app.fiscal import builder
+from app.fiscal.builder import ReceiptError
+from app.fiscal.receipt import ReceiptLine
 from app.httpclient import ProviderError
 from app.jobs import enqueue, publish
 from app.models import (
@@ -19,6 +25,8 @@ from app.models import (
     Payment,
     PaymentStatus,
     QrKind,
+    Receipt,
+    ReceiptKind,
     Refund,
     RefundStatus,
     utcnow,
@@ -31,19 +39,31 @@ logger = logging.getLogger(__name__)
 
 
 def request_refund(payment_id: int, amount_kopecks: int | None = None, *,
-                   reason: str | None = None) -> Refund:
+                   reason: str | None = None,
+                   lines: list[tuple[int, int]] | None = None) -> Refund:
     """Ask for a full (no amount) or partial refund; commit it with the job that sends it.
+
+    A refund by lines (`lines` = [(sale line index, quantity in thousandths)], see
+    `refundable_lines`) returns goods: its sum is what those goods are worth on the sale's
+    receipt, and its refund receipt lists them. A refund of a sum is spread over the lines.
 
     The refunds of a payment never add up to more than was paid: the payment row is
     locked while the sum is checked.
 
-    :raises ValidationError: a sum that is not positive or more than is left to refund.
+    :raises ValidationError: a sum that is not positive or more than is left to refund;
+        lines that are not on the sale or are returned already.
     :raises InvalidStateError: the payment is already fully refunded.
     """
     payment = lock(Payment, payment_id)
     if payment.status == PaymentStatus.REFUNDED:
         raise InvalidStateError(_l("Платёж уже полностью возвращён"), code="already_refunded")
     left = payment.refundable_kopecks
+    selection = None
+    if lines is not None:
+        if amount_kopecks is not None:
+            raise ValidationError(_l("Укажите либо строки, либо сумму"), code="invalid_amount")
+        selection = _normalized_selection(lines)
+        amount_kopecks = _lines_worth(payment, selection)
     amount = left if amount_kopecks is None else amount_kopecks
     if amount <= 0:
         raise ValidationError(
@@ -58,14 +78,111 @@ def request_refund(payment_id: int, amount_kopecks: int | None = None, *,
     refund = Refund(
         payment_id=payment.id, refund_id=f"rf{payment.id}-{uuid.uuid4().hex[:20]}",
         amount_kopecks=amount, status=RefundStatus.PENDING,
-        reason=(reason or "").strip()[:140] or None,
+        reason=(reason or "").strip()[:140] or None, lines=selection,
     )
     db.session.add(refund)
     db.session.flush()
     enqueue("sbp.send_refund", {"refund_id": refund.id}, key=f"sbp.send_refund:{refund.id}")
+    audit.record("refund.create", target_type="payment", target_id=payment.id,
+                 refund_id=refund.id, amount_kopecks=amount, lines=selection,
+                 reason=refund.reason)
     db.session.commit()
     logger.info("refund %s of payment %s for %s kopecks requested", refund.id, payment.id, amount)
     return refund
+
+
+# -- refunds by lines ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RefundableLine:
+    """A line of the sale and what is still left of it to return."""
+
+    index: int
+    line: ReceiptLine
+    quantity_left: int
+    amount_left: int
+
+
+def sale_lines(payment: Payment) -> list[ReceiptLine] | None:
+    """The lines a refund by lines chooses from: the sale receipt's, else the order's items
+    when the payment paid the order's total; None when there are none to choose (a static
+    QR, a sum accepted after review): such a payment is refunded by a sum."""
+    sale = db.session.scalars(sa.select(Receipt).where(
+        Receipt.payment_id == payment.id, Receipt.kind == ReceiptKind.SELL,
+        Receipt.refund_id == 0)).first()
+    if sale is not None and sale.lines:
+        return [ReceiptLine(**line) for line in sale.lines]
+    order = payment.order
+    if order is None or not order.items or payment.amount_kopecks != order.total_kopecks:
+        return None
+    return [ReceiptLine(name=item.name, price_kopecks=item.price_kopecks,
+                        quantity_milli=item.quantity_milli, amount_kopecks=item.amount_kopecks,
+                        vat=item.vat, payment_object=item.payment_object, measure=item.measure)
+            for item in order.items]
+
+
+def _refunded_lines(payment: Payment, sale: list[ReceiptLine]) -> list[ReceiptLine]:
+    """The goods the payment's refunds (done or under way) give back, in their order, as
+    their refund receipts list them."""
+    company = _company()
+    given: list[ReceiptLine] = []
+    for refund in payment.refunds:
+        if refund.status == RefundStatus.DECLINED:
+            continue
+        if refund.lines:
+            draft = builder.refund_by_lines(sale, [tuple(pair) for pair in refund.lines],
+                                            company=company, already_refunded=given)
+        else:
+            draft = builder.refund_by_amount(sale, refund.amount_kopecks, company=company,
+                                             already_refunded=given)
+        given.extend(draft.lines)
+    return given
+
+
+def refundable_lines(payment_id: int) -> list[RefundableLine] | None:
+    """Each sale line of a payment with what is left of it to return; None when the
+    payment has no lines to choose (refund it by a sum)."""
+    payment = db.session.get(Payment, payment_id)
+    sale = sale_lines(payment) if payment is not None else None
+    if sale is None:
+        return None
+    try:
+        left = builder._remaining(sale, _refunded_lines(payment, sale))
+    except ReceiptError:
+        return None  # refunds that do not fit the lines: only a sum can be refunded
+    return [RefundableLine(index, line, quantity, amount)
+            for index, (line, (amount, quantity)) in enumerate(zip(sale, left, strict=True))]
+
+
+def _normalized_selection(lines) -> list[list[int]]:
+    selection = [[int(index), int(quantity)] for index, quantity in lines if quantity]
+    if not selection:
+        raise ValidationError(_l("Выберите, что вернуть"), code="nothing_selected")
+    return selection
+
+
+def _lines_worth(payment: Payment, selection: list[list[int]]) -> int:
+    """What the chosen goods are worth on the sale, after the refunds made before."""
+    sale = sale_lines(payment)
+    if sale is None:
+        raise ValidationError(_l("У этого платежа нет строк: верните сумму"), code="no_lines")
+    try:
+        draft = builder.refund_by_lines(sale, [tuple(pair) for pair in selection],
+                                        company=_company(),
+                                        already_refunded=_refunded_lines(payment, sale))
+    except ReceiptError as exc:
+        if exc.code == "over_refund":
+            raise ValidationError(_l("Столько этого товара уже не вернуть: %(why)s",
+                                     why=str(exc)), code="over_refund") from exc
+        raise ValidationError(_l("Эти строки вернуть нельзя: %(why)s", why=str(exc)),
+                              code="bad_selection") from exc
+    return draft.total_kopecks
+
+
+def _company():
+    from app.fiscal.writing import company
+
+    return company()
 
 
 def send_refund(refund_id: int) -> str:
