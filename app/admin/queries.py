@@ -44,7 +44,7 @@ from app.models import (
 
 PAGE_SIZE = 50
 
-# The indexes the list relies on (declared on the models, created by migration 0011_admin_monitor):
+# The indexes the list relies on (declared on the models, created by migration 0013_admin_monitor):
 #   payments (status, created_at, id)   status filter, newest first
 #   payments (created_at, id)           no filter, newest first
 #   payments (amount_kopecks, id), payments (status, amount_kopecks, id)   by amount
