@@ -6,6 +6,7 @@ from app.models.base import InvalidTransition, utcnow
 from app.models.catalog import VAT_RATES, Product
 from app.models.health import ProviderHealth
 from app.models.installation import Installation, install_id
+from app.models.integrations import ApiClient, CallbackDelivery, CallbackPreset
 from app.models.jobs import Job, JobStatus
 from app.models.login_throttle import LoginThrottle
 from app.models.orders import (
@@ -54,8 +55,11 @@ __all__ = [
     "AdminInvite",
     "AdminRole",
     "AdminUser",
+    "ApiClient",
     "AuditEntry",
     "BankEvent",
+    "CallbackDelivery",
+    "CallbackPreset",
     "CashLinkActivation",
     "Installation",
     "InvalidTransition",

@@ -59,6 +59,7 @@ class Order(TimestampMixin, db.Model):
     __table_args__ = (
         sa.CheckConstraint("total_kopecks > 0", name="total_positive"),
         sa.Index("ix_orders_status_created", "status", "created_at"),
+        sa.UniqueConstraint("api_client_id", "external_id", name="uq_orders_api_client_external"),
         # The admin's list of orders without a payment, by date, sum or status
         # (app/admin/queries.py): small partial indexes, as many rows as unpaid orders.
         *(sa.Index(name, *columns, postgresql_where=sa.text(OPEN_ORDERS_SQL),
@@ -84,6 +85,15 @@ class Order(TimestampMixin, db.Model):
     till_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("qr_codes.id", use_alter=True, ondelete="SET NULL"), index=True
     )
+
+    # The constructor API's orders: the client that made it, the caller's own order id
+    # (unique per client: a repeat returns the same payment), the end user's id in the
+    # constructor (sent back in callbacks), and the token of the public pay page.
+    api_client_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_clients.id"),
+                                                      index=True)
+    external_id: Mapped[str | None] = mapped_column(sa.String(64))
+    client_ref: Mapped[str | None] = mapped_column(sa.String(128))
+    checkout_token: Mapped[str | None] = mapped_column(sa.String(43), unique=True)
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
