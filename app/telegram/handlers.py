@@ -43,8 +43,14 @@ def _name(user: User) -> str | None:
     return " ".join(part for part in (user.first_name, user.last_name) if part) or None
 
 
-def _reply(bot: TeleBot, chat_id: int, reply: messages.Reply) -> None:
-    bot.send_message(chat_id, reply.text, reply_markup=reply.markup)
+def _reply(message: Message, reply: messages.Reply | str) -> None:
+    """Answer a message through a `telegram.send` job keyed by the message, so a handler
+    run again after a failure (a 429 on another call, a worker that died) never answers
+    twice, and a slow Bot API is waited out like for any notification."""
+    if isinstance(reply, str):
+        reply = messages.Reply(reply)
+    chat_id = message.chat.id
+    notify.fan_out(f"telegram.reply:message-{chat_id}-{message.message_id}", [chat_id], reply)
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -63,7 +69,7 @@ def start(message: Message, bot: TeleBot) -> None:
     else:
         reply = messages.start_stranger(user.id)
     db.session.rollback()
-    _reply(bot, message.chat.id, reply)
+    _reply(message, reply)
 
 
 def _link_admin(message: Message, bot: TeleBot, token: str) -> None:
@@ -76,11 +82,11 @@ def _link_admin(message: Message, bot: TeleBot, token: str) -> None:
     except InvalidStateError:
         text = messages.admin_link_refused()
     db.session.rollback()
-    bot.send_message(message.chat.id, text)
+    _reply(message, text)
 
 
 def help_command(message: Message, bot: TeleBot) -> None:
-    bot.send_message(message.chat.id, messages.help_text())
+    _reply(message, messages.help_text())
 
 
 def today(message: Message, bot: TeleBot) -> None:
@@ -91,11 +97,11 @@ def today(message: Message, bot: TeleBot) -> None:
     else:
         text = messages.today(cashier_orders_today(cashier.id))
     db.session.rollback()
-    bot.send_message(message.chat.id, text)
+    _reply(message, text)
 
 
 def unknown(message: Message, bot: TeleBot) -> None:
-    bot.send_message(message.chat.id, messages.unknown_text())
+    _reply(message, messages.unknown_text())
 
 
 # -- buttons -------------------------------------------------------------------------------

@@ -179,3 +179,16 @@ def test_today_lists_the_cashiers_orders_of_the_day(telegram):
     assert f"№{yesterday.id} " not in text
     (refusal,) = telegram.messages(STRANGER)
     assert str(STRANGER) in refusal["text"] and "не подключён" in refusal["text"]
+
+
+def test_an_update_run_again_after_a_failure_answers_once(telegram):
+    """A handler that is run again (its job failed after the reply went out, or the worker
+    died) answers through a keyed send job: the cashier gets one reply, not two."""
+    from app.telegram.bot import process_update
+
+    update = telegram.text(CASHIER, "/help")
+    telegram.run_jobs()
+    with telegram.app.app_context():
+        process_update({"update": update})  # the same update handled a second time
+    telegram.run_jobs()
+    assert len(telegram.messages(CASHIER)) == 1
