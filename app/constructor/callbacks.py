@@ -260,7 +260,8 @@ def deliver(client: ApiClient, event: str, fields: dict[str, Any], *,
         token = _bothelp_token(callback, log) if client.preset.value == "bothelp" else None
         calls = presets.build(client.preset.value, callback, access_token=token)
     except PresetError as exc:
-        log.refused(client.callback_url or client.preset.value, str(exc))
+        if not log.rows:  # a refused token request is logged already
+            log.refused(client.callback_url or client.preset.value, str(exc))
         return Outcome(ok=False, retry=False, deliveries=log.rows, error=str(exc))
     except CallbackFailed as exc:
         return Outcome(ok=False, retry=True, deliveries=log.rows, error=str(exc))
