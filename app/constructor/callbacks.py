@@ -193,9 +193,26 @@ def callback_fields(order: Order, event: str, *, payment: Payment | None = None,
 
 # -- sending ---------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Target:
+    """The client as a callback needs it, read before the network is used: no database
+    transaction stays open (on SQLite, holding the write lock) while a constructor answers."""
+
+    id: int
+    preset: str
+    settings: dict[str, Any]
+    callback_url: str | None
+
+    @classmethod
+    def of(cls, client: ApiClient) -> Target:
+        return cls(client.id, client.preset.value, dict(client.settings or {}),
+                   client.callback_url)
+
+
 @dataclass
 class Outcome:
-    """How a callback went: `ok`, or given up, or to be retried (`retry`)."""
+    """How a callback went: `ok`, or given up, or to be retried (`retry`); its attempts as
+    delivery rows not yet added to the session."""
 
     ok: bool
     retry: bool
@@ -225,8 +242,10 @@ def send(payload: dict) -> None:
     if event == "paid" and payment is not None:
         _wait_for_receipt(payment)
     fields = callback_fields(order, event, payment=payment, refund=refund)
-    outcome = deliver(client, event, fields, order_id=order.id,
-                      attempt=_attempt(payload.get("key")))
+    target, order_id, attempt = Target.of(client), order.id, _attempt(payload.get("key"))
+    db.session.rollback()
+    outcome = deliver(target, event, fields, order_id=order_id, attempt=attempt)
+    db.session.add_all(outcome.deliveries)
     db.session.commit()
     if outcome.retry:
         raise CallbackFailed(f"callback {payload.get('key')}: {outcome.error}")
@@ -248,20 +267,19 @@ def _attempt(key: str | None) -> int:
     return max(int(attempts or 1), 1)
 
 
-def deliver(client: ApiClient, event: str, fields: dict[str, Any], *,
+def deliver(client: Target, event: str, fields: dict[str, Any], *,
             order_id: int | None, attempt: int) -> Outcome:
     """Build the client's requests for `fields` and send them in order, stopping at the first
-    that fails; each goes to the delivery log (in the session: the caller commits)."""
-    callback = Callback(event=event, fields=fields, settings=dict(client.settings or {}),
+    that fails. Uses no database: the caller adds the outcome's delivery rows and commits."""
+    callback = Callback(event=event, fields=fields, settings=client.settings,
                         callback_url=client.callback_url, base_urls=_base_urls())
-    secrets = presets.secrets_of(client.settings)
-    log = _Log(client.id, order_id, event, attempt, secrets)
+    log = _Log(client.id, order_id, event, attempt, presets.secrets_of(client.settings))
     try:
-        token = _bothelp_token(callback, log) if client.preset.value == "bothelp" else None
-        calls = presets.build(client.preset.value, callback, access_token=token)
+        token = _bothelp_token(callback, log) if client.preset == "bothelp" else None
+        calls = presets.build(client.preset, callback, access_token=token)
     except PresetError as exc:
         if not log.rows:  # a refused token request is logged already
-            log.refused(client.callback_url or client.preset.value, str(exc))
+            log.refused(client.callback_url or client.preset, str(exc))
         return Outcome(ok=False, retry=False, deliveries=log.rows, error=str(exc))
     except CallbackFailed as exc:
         return Outcome(ok=False, retry=True, deliveries=log.rows, error=str(exc))
@@ -269,7 +287,7 @@ def deliver(client: ApiClient, event: str, fields: dict[str, Any], *,
         answer = _send(call)
         log.write(call, answer)
         if not answer.ok:
-            if answer.status == 401 and client.preset.value == "bothelp":
+            if answer.status == 401 and client.preset == "bothelp":
                 _forget_token(callback)  # expired early: a fresh one on the next attempt
                 return Outcome(ok=False, retry=True, deliveries=log.rows, error=answer.error)
             return Outcome(ok=False, retry=answer.retry, deliveries=log.rows,
@@ -325,7 +343,7 @@ def _ms(started: float) -> int:
 
 
 class _Log:
-    """Writes one callback's attempts to `CallbackDelivery`, secrets masked."""
+    """One callback's attempts as `CallbackDelivery` rows, secrets masked."""
 
     def __init__(self, client_id: int, order_id: int | None, event: str, attempt: int,
                  secrets: list[str]):
@@ -336,7 +354,6 @@ class _Log:
 
     def _add(self, **values) -> CallbackDelivery:
         row = CallbackDelivery(**self.base, at=utcnow(), **values)
-        db.session.add(row)
         self.rows.append(row)
         return row
 
@@ -441,10 +458,13 @@ def send_test(api_client_id: int, *, client_ref: str | None = None) -> CallbackD
         raise ValidationError(_l("Для обратного вызова не хватает настроек: %(names)s",
                                  names=", ".join(lacking)), code="callback_not_configured")
     ref = client_ref or (client.settings or {}).get("test_client_id")
-    outcome = deliver(client, "test", sample_fields(str(ref) if ref else None),
+    target = Target.of(client)
+    db.session.rollback()
+    outcome = deliver(target, "test", sample_fields(str(ref) if ref else None),
                       order_id=None, attempt=1)
+    db.session.add_all(outcome.deliveries)
     decisive = next((row for row in outcome.deliveries if not row.ok), outcome.deliveries[-1])
-    audit.record("api_client.test_callback", target_type="api_client", target_id=client.id,
+    audit.record("api_client.test_callback", target_type="api_client", target_id=target.id,
                  ok=outcome.ok, status_code=decisive.status_code, error=decisive.error)
     db.session.commit()
     return decisive
