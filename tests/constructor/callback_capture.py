@@ -48,6 +48,8 @@ class Capture:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: LiveServer | None = None
     tokens_issued: int = 0
+    # Called with each request before it is answered (the client is still waiting).
+    on_request: object = None
 
     @property
     def url(self) -> str:
@@ -66,6 +68,8 @@ class Capture:
     def __call__(self, environ, start_response):
         request = Request(environ)
         body = request.get_data()
+        if self.on_request is not None:
+            self.on_request()
         with self.lock:
             self.requests.append(Captured(request.method, request.path,
                                           dict(request.args.items()), dict(request.headers),

@@ -254,3 +254,26 @@ def test_send_test_reaches_the_client_and_says_what_it_lacks(kassa, capture):  #
         callbacks.send_test(bare)
     assert lacking.value.code == "callback_not_configured"
     assert "api_key" in lacking.value.message
+
+
+def test_the_shop_keeps_writing_while_a_constructor_takes_its_time_to_answer(
+    kassa, capture  # noqa: F811
+):
+    """On SQLite a transaction holds the write lock: none may stay open over the call."""
+    from app.models import ApiClient
+
+    client_id = make_client("smartbot", callback_url=f"{capture.url}/smartbot/run")
+    order = paid_order(client_id)
+    took: list[float] = []
+
+    def write_meanwhile():
+        started = time.monotonic()
+        with kassa.app_context():
+            db.session.get(ApiClient, client_id).last_used_at = utcnow()
+            db.session.commit()
+        took.append(time.monotonic() - started)
+
+    capture.on_request = write_meanwhile
+    call_back(client_id, order)
+    assert len(took) == 1 and took[0] < 2
+    assert [row.ok for row in deliveries()] == [True]
