@@ -56,10 +56,10 @@ from app.money import format_rubles, to_string
 logger = logging.getLogger(__name__)
 
 SEND_JOB = "constructor.callback"
-EVENT_JOBS = {  # event -> (its job, the callback's event name)
-    "payment.paid": ("constructor.paid", "paid"),
-    "qr.expired": ("constructor.expired", "expired"),
-    "refund.completed": ("constructor.refunded", "refunded"),
+EVENT_JOBS = {  # event -> the job it causes
+    "payment.paid": "constructor.paid",
+    "qr.expired": "constructor.expired",
+    "refund.completed": "constructor.refunded",
 }
 # The constructors' API base URLs: settings, whose defaults are the real services.
 BASE_URL_SETTINGS = {
@@ -97,7 +97,7 @@ def init_app(app: Flask) -> None:
     registry.handler(SEND_JOB, send)
     handlers = {"constructor.paid": paid, "constructor.expired": expired,
                 "constructor.refunded": refunded}
-    for event, (job_name, _event) in EVENT_JOBS.items():
+    for event, job_name in EVENT_JOBS.items():
         registry.subscribe(event, job_name, handlers[job_name])
 
 
