@@ -186,6 +186,10 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "DAILY_SUMMARY_HOUR": _summary_hour(),
         # How long an idle worker waits before it looks for due jobs again.
         "WORKER_IDLE_SLEEP": float(_env("WORKER_IDLE_SLEEP", "0.2")),
+        # The bot constructors' APIs that callbacks call; unset, the real services
+        # (app/constructor/presets.py DEFAULT_BASE_URLS).
+        **{name: _env(name) for name in ("SALEBOT_API_URL", "PUZZLEBOT_API_URL",
+                                         "BOTHELP_OAUTH_URL", "BOTHELP_API_URL")},
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "BABEL_DEFAULT_LOCALE": "ru",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Moscow",
