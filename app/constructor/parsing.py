@@ -51,7 +51,7 @@ def _json(text: bytes | str) -> Any:
 
 def read_fields(request: Request) -> dict[str, Any]:
     """The request's fields: the query string, then the body over it (JSON, form,
-    multipart), Leadteh's `variables` unwrapped. The `token` field is dropped.
+    multipart), Leadteh's `variables` unwrapped (a `token` field too: the caller drops it).
 
     :raises ValidationError: broken JSON (`invalid_json`), a body that is not an object
         (`invalid_body`).
@@ -78,7 +78,6 @@ def read_fields(request: Request) -> dict[str, Any]:
                     raise _invalid(_l("Тело запроса не прочитать: пришлите JSON или форму"),
                                    "invalid_body") from None
     _unwrap_variables(fields)
-    fields.pop(TOKEN_FIELD, None)
     return fields
 
 

@@ -98,10 +98,13 @@ def create_payment(client: ApiClient, req: PaymentRequest) -> tuple[Order, bool]
     :raises BankError: the bank refused the QR outright (not: it is slow or down).
     """
     order, created = _find_or_create(client, req)
-    if order.status == OrderStatus.NEW and _latest_qr(order.id) is None:
-        _register_within_budget(order.id, req.ttl_minutes)
-    db.session.expire_all()
-    return db.session.get(Order, order.id), created
+    order_id, waiting = order.id, order.status == OrderStatus.NEW and _latest_qr(order.id) is None
+    # No transaction stays open while the bank thinks (on SQLite it would hold the lock
+    # the helper thread needs).
+    db.session.rollback()
+    if waiting:
+        _register_within_budget(order_id, req.ttl_minutes)
+    return db.session.get(Order, order_id), created
 
 
 def _find_or_create(client: ApiClient, req: PaymentRequest) -> tuple[Order, bool]:
