@@ -50,8 +50,9 @@ from app.sbp.serialize import qr_image_url
 logger = logging.getLogger(__name__)
 
 JOB = "constructor.create_qr"
-# Seconds the create call waits for the bank before it answers `pending`.
-DEFAULT_BANK_BUDGET_SECONDS = 2.0
+# Seconds the create call waits for the bank before it answers `pending` (config
+# API_BANK_BUDGET_SECONDS): the whole answer must be back within 3 s.
+DEFAULT_BANK_BUDGET_SECONDS = 1.5
 # Bank calls that outlive their request run here; a bank that hangs fills it, and later
 # requests then answer `pending` on time instead of piling up threads.
 _bank_calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="api-bank")

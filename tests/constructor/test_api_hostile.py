@@ -88,21 +88,24 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("body", "code"), REFUSED, ids=[code for _, code in REFUSED])
-def test_bad_fields_are_refused_with_a_code(app, call, body, code):
-    answer = call(400, json=body)
-    assert answer["error"] == code
-    assert any("а" <= ch <= "я" for ch in answer["message"].lower()), answer["message"]
+def test_bad_fields_are_refused_with_a_code(app, call):
+    for body, code in REFUSED:
+        answer = call(400, json=body)
+        assert answer["error"] == code, (body, answer)
+        assert any("а" <= ch <= "я" for ch in answer["message"].lower()), answer["message"]
     assert _count() == 0
 
 
-@pytest.mark.parametrize("raw", [
+BROKEN_JSON = [
     b"{broken", b'{"amount": "10",}', b"[1, 2]", b'"amount"', b"[" * 50_000 + b"]" * 50_000,
     b'{"amount": NaN}', b'{"amount": 1' + b"0" * 5000 + b"}", b"\xff\xfe{}",
-])
-def test_broken_json_is_400(app, call, raw):
-    answer = call(400, data=raw, content_type="application/json")
-    assert answer["error"] in ("invalid_json", "invalid_body")
+]
+
+
+def test_broken_json_is_400(app, call):
+    for raw in BROKEN_JSON:
+        answer = call(400, data=raw, content_type="application/json")
+        assert answer["error"] in ("invalid_json", "invalid_body"), (raw[:40], answer)
     assert _count() == 0
 
 
