@@ -20,48 +20,66 @@ def _register_jobs(state) -> None:
     jobs.registry(state.app).handler(payments.JOB, payments.create_qr_job)
 
 
-def _header_key() -> str | None:
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return (request.headers.get("X-Api-Key") or request.args.get(parsing.TOKEN_FIELD)
-            or None)
+def _header_keys() -> set[str]:
+    """The keys the request carries outside its body: Authorization (a scheme other than
+    Bearer counts as a wrong key, not as none), X-Api-Key, ?token=. A credential that is
+    there but empty counts too: one wrong or empty key among right ones is still a 401."""
+    keys = set()
+    if "Authorization" in request.headers:
+        authorization = request.headers["Authorization"].strip()
+        scheme, _, credentials = authorization.partition(" ")
+        keys.add(credentials.strip() if scheme.lower() == "bearer" else authorization)
+    if "X-Api-Key" in request.headers:
+        keys.add(request.headers["X-Api-Key"].strip())
+    if parsing.TOKEN_FIELD in request.args:
+        keys.add(request.args[parsing.TOKEN_FIELD].strip())
+    return keys
 
 
-def _authenticate(fields: dict | None = None) -> ApiClient:
-    """The calling client, by its key in a header, the query string or the body's `token`."""
-    key = _header_key()
-    if key is None and fields is not None:
-        token = fields.get(parsing.TOKEN_FIELD)
-        key = token if isinstance(token, str) else None
-    client = clients.authenticate(key)
+def _authenticate(keys: set[str]) -> ApiClient:
+    """The calling client. Two different keys in one request are refused like a wrong one:
+    a wrong key anywhere is a 401."""
+    if len(keys) > 1:
+        raise clients.AuthError(str(_l("В запросе несколько разных ключей API")),
+                                code="invalid_key")
+    client = clients.authenticate(next(iter(keys), None) or None)
     act_as(Actor("api_client", id=client.id, label=client.name, source=request.remote_addr))
     return client
 
 
+def _body_key(fields: dict) -> set[str]:
+    if parsing.TOKEN_FIELD not in fields:
+        return set()
+    token = fields.pop(parsing.TOKEN_FIELD)
+    return {token.strip() if isinstance(token, str) else ""}
+
+
+def _fields_and_client() -> tuple[dict, ApiClient]:
+    """The body's fields and the client; a key outside the body is checked before the body
+    is read, a key in the body (`token`) after."""
+    keys = _header_keys()
+    if keys:
+        _authenticate(keys)
+    fields = parsing.read_fields(request)
+    return fields, _authenticate(keys | _body_key(fields))
+
+
 @bp.post("/payments")
 def create():
-    fields = None
-    if _header_key() is None:  # the key may be in the body: read it first
-        fields = parsing.read_fields(request)
-    client = _authenticate(fields)
-    if fields is None:
-        fields = parsing.read_fields(request)
-    fields.pop(parsing.TOKEN_FIELD, None)
+    fields, client = _fields_and_client()
     order, created = payments.create_payment(client, parsing.payment_request(fields))
     return jsonify(payments.payment_answer(order)), 201 if created else 200
 
 
 @bp.get("/payments/<payment_id>")
 def status(payment_id: str):
-    client = _authenticate()
+    client = _authenticate(_header_keys())
     return jsonify(payments.payment_answer(payments.get_payment(client, payment_id)))
 
 
 @bp.post("/payments/<payment_id>/cancel")
 def cancel(payment_id: str):
-    client = _authenticate(parsing.read_fields(request) if _header_key() is None else None)
+    _, client = _fields_and_client()
     return jsonify(payments.payment_answer(payments.cancel_payment(client, payment_id)))
 
 

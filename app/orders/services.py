@@ -106,28 +106,15 @@ def _check_receipt(lines: list[Line]) -> None:
                               code="invalid_item") from exc
 
 
-def create_order(
-    *,
-    channel: OrderChannel,
-    lines: list[Line],
-    description: str | None = None,
-    customer_email: str | None = None,
-    customer_phone: str | None = None,
-    cashier_id: int | None = None,
-    till_id: int | None = None,
-) -> Order:
-    """Create an order from priced lines and commit it.
+def create_order(**fields) -> Order:
+    """Create an order from priced lines and commit it; `fields` as add_order takes them.
 
-    :param cashier_id: the staff member who made it (the Mini App's orders).
-    :param till_id: the cash link of the till it was sold at, if the cashier has one.
     :raises ValidationError: empty cart, a bad price, quantity, VAT rate, email or phone.
     """
-    order = add_order(channel=channel, lines=lines, description=description,
-                      customer_email=customer_email, customer_phone=customer_phone,
-                      cashier_id=cashier_id, till_id=till_id)
+    order = add_order(**fields)
     db.session.commit()
     logger.info("order %s created: %s kopecks via %s", order.id, order.total_kopecks,
-                channel.value)
+                order.channel.value)
     return order
 
 
@@ -141,10 +128,13 @@ def add_order(
     cashier_id: int | None = None,
     till_id: int | None = None,
 ) -> Order:
-    """Validate an order and add it to the session without committing: for a service that
-    writes more in the same transaction (the constructor API: its ids and a job).
+    """Validate an order and add it to the session without committing: create_order commits
+    it; a service that writes more in the same transaction (the constructor API: its ids
+    and a job) commits itself.
 
-    :raises ValidationError: as create_order.
+    :param cashier_id: the staff member who made it (the Mini App's orders).
+    :param till_id: the cash link of the till it was sold at, if the cashier has one.
+    :raises ValidationError: empty cart, a bad price, quantity, VAT rate, email or phone.
     """
     phone = re.sub(r"[\s()-]", "", customer_phone) if customer_phone else None
     _validate(lines, customer_email, phone)

@@ -9,6 +9,12 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from app.constructor.clients import create_client
 
+CREATE = ("POST", "/api/v1/payments")
+STATUS = ("GET", "/api/v1/payments/{id}")
+CANCEL = ("POST", "/api/v1/payments/{id}/cancel")
+# The bank is not there (tests/conftest.py points it at a closed port): answer `pending`
+# after a tenth of a second, not after the real budget.
+OFFLINE = {"API_BANK_BUDGET_SECONDS": 0.1}
 OPERATIONS = {
     ("POST", "/api/v1/payments"): "/payments",
     ("GET", "/api/v1/payments/{id}"): "/payments/{payment_id}",

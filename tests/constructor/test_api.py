@@ -12,18 +12,12 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import ApiClient, AuditEntry, Order, OrderChannel
-from tests.constructor.api_support import checked, new_key
-
-CREATE = ("POST", "/api/v1/payments")
-STATUS = ("GET", "/api/v1/payments/{id}")
-CANCEL = ("POST", "/api/v1/payments/{id}/cancel")
+from tests.constructor.api_support import CANCEL, CREATE, OFFLINE, STATUS, checked, new_key
 
 
 @pytest.fixture
 def app(make_app):
-    """The bank is not there: answer `pending` after a tenth of a second, not two."""
-    app = make_app(API_BANK_BUDGET_SECONDS=0.1)
-    with app.app_context():
+    with (app := make_app(**OFFLINE)).app_context():
         yield app
 
 
@@ -174,7 +168,7 @@ def test_two_identical_requests_at_once_make_one_order(make_app):
     """Two workers of gunicorn get the same request: the unique constraint decides."""
     import threading
 
-    app = make_app(API_BANK_BUDGET_SECONDS=0.1)
+    app = make_app(**OFFLINE)
     key = new_key(app)
     barrier = threading.Barrier(4)
     answers = []
@@ -272,3 +266,18 @@ def test_openapi_document_is_served_and_valid(app, client):
     for schema in document["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
     assert document["servers"] == [{"url": "http://127.0.0.1:5000/api/v1"}]
+
+
+def test_a_right_key_next_to_a_wrong_or_empty_one_is_refused(app, client, key):
+    for extra in ({"Authorization": "Bearer kassa_other"}, {"Authorization": ""},
+                  {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = client.post("/api/v1/payments", json={"amount": "100"},
+                               headers={"X-Api-Key": key, **extra})
+        assert checked(app, response, *CREATE)["error"] in ("invalid_key", "missing_key")
+    response = client.post("/api/v1/payments", json={"amount": "100", "token": "kassa_x"},
+                           headers={"X-Api-Key": key})
+    assert response.status_code == 401
+    assert _orders() == []
+    same = client.post("/api/v1/payments", query_string={"token": key},
+                       json={"amount": "100", "token": key}, headers={"X-Api-Key": key})
+    assert same.status_code == 201

@@ -14,11 +14,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Job, JobStatus, Receipt, ReceiptStatus
-from tests.constructor.api_support import checked, new_key
+from tests.constructor.api_support import CREATE, STATUS, checked, new_key
 from tests.helpers import LiveServer, decode_qr, wait_for
-
-CREATE = ("POST", "/api/v1/payments")
-STATUS = ("GET", "/api/v1/payments/{id}")
 
 
 def _post(stack, key, **kwargs) -> requests.Response:

@@ -10,15 +10,12 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Order
-from tests.constructor.api_support import checked, new_key
-
-CREATE = ("POST", "/api/v1/payments")
+from tests.constructor.api_support import CREATE, OFFLINE, checked, new_key
 
 
 @pytest.fixture
 def app(make_app):
-    app = make_app(API_BANK_BUDGET_SECONDS=0.1)
-    with app.app_context():
+    with (app := make_app(**OFFLINE)).app_context():
         yield app
 
 
