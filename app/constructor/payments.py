@@ -185,6 +185,8 @@ def _register_within_budget(order_id: int, ttl_minutes: int | None) -> None:
         raise
     except KassaError as exc:  # paid, cancelled or busy meanwhile: the status says which
         logger.info("order %s: no QR now: %s", order_id, exc.message)
+    except Exception:  # the order is kept and its job retries: the caller gets `pending`
+        logger.exception("order %s: registering the QR failed; the job retries", order_id)
 
 
 def _register(app: Flask, order_id: int, ttl_minutes: int | None) -> None:

@@ -281,3 +281,14 @@ def test_a_right_key_next_to_a_wrong_or_empty_one_is_refused(app, client, key):
     same = client.post("/api/v1/payments", query_string={"token": key},
                        json={"amount": "100", "token": key}, headers={"X-Api-Key": key})
     assert same.status_code == 201
+
+
+def test_an_unexpected_failure_while_registering_the_qr_still_answers_pending(
+        app, client, key, monkeypatch):
+    def broken(order_id, **_):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("app.constructor.payments.create_dynamic_qr", broken)
+    answer = _create(app, client, headers={"X-Api-Key": key}, json={"amount": "70"})
+    assert answer["status"] == "pending" and answer["qr_payload"] is None
+    assert len(_orders()) == 1
