@@ -1,5 +1,5 @@
-"""Flask commands: qr, payment, receipt, cashier, bot, admin, worker, sbp, demo, and the
-sandbox."""
+"""Flask commands: qr, payment, receipt, cashier, bot, admin, api-client, worker, sbp, demo,
+and the sandbox."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ receipt_cli = KassaGroup("receipt", help="54-FZ receipts.")
 cashier_cli = KassaGroup("cashier", help="Staff of the Telegram bot: cashiers and managers.")
 bot_cli = KassaGroup("bot", help="The Telegram bot: webhook, menu button, polling.")
 admin_cli = KassaGroup("admin", help="Accounts of the admin panel.")
+api_client_cli = KassaGroup("api-client", help="Keys of the constructor API (/api/v1).")
 
 
 def _print(data) -> None:
@@ -358,6 +359,38 @@ def admin_create(email: str, password: str | None, viewer: bool):
     click.echo(f"{user.role.value} {user.email} created; log in at /admin/login")
 
 
+@api_client_cli.command("create")
+@click.argument("name")
+@click.option("--preset", type=click.Choice(["salebot", "puzzlebot", "leadteh", "smartbot",
+                                             "botmother", "bothelp", "webhook"]),
+              default="webhook", show_default=True, help="How the client is called back.")
+@click.option("--callback-url", help="Where callbacks go (the webhook or the constructor's).")
+def api_client_create(name: str, preset: str, callback_url: str | None):
+    """Create an API client and print its key (shown this once, kept only hashed)."""
+    from app.constructor.clients import client_to_dict, create_client
+
+    client, key = create_client(name, preset=preset, callback_url=callback_url)
+    _print({**client_to_dict(client), "key": key})
+    click.echo("Save the key now: it is not shown again.", err=True)
+
+
+@api_client_cli.command("list")
+def api_client_list():
+    """Print every API client (without keys) as JSON."""
+    from app.constructor.clients import client_to_dict, list_clients
+
+    _print([client_to_dict(client) for client in list_clients()])
+
+
+@api_client_cli.command("revoke")
+@click.argument("client_id", type=click.IntRange(min=1))
+def api_client_revoke(client_id: int):
+    """Revoke a client's key: its requests are refused from now on."""
+    from app.constructor.clients import client_to_dict, revoke_client
+
+    _print(client_to_dict(revoke_client(client_id)))
+
+
 @demo_cli.command("seed")
 def demo_seed():
     """A small demo catalog (safe to run again)."""
@@ -371,7 +404,7 @@ def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
-                    bot_cli, admin_cli, worker_command, sandbox_cli):
+                    bot_cli, admin_cli, api_client_cli, worker_command, sandbox_cli):
         app.cli.add_command(command)
     # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
     # starts): the same commands in a group that reports an unreachable database in one line.

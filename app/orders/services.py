@@ -106,7 +106,19 @@ def _check_receipt(lines: list[Line]) -> None:
                               code="invalid_item") from exc
 
 
-def create_order(
+def create_order(**fields) -> Order:
+    """Create an order from priced lines and commit it; `fields` as add_order takes them.
+
+    :raises ValidationError: empty cart, a bad price, quantity, VAT rate, email or phone.
+    """
+    order = add_order(**fields)
+    db.session.commit()
+    logger.info("order %s created: %s kopecks via %s", order.id, order.total_kopecks,
+                order.channel.value)
+    return order
+
+
+def add_order(
     *,
     channel: OrderChannel,
     lines: list[Line],
@@ -116,7 +128,9 @@ def create_order(
     cashier_id: int | None = None,
     till_id: int | None = None,
 ) -> Order:
-    """Create an order from priced lines and commit it.
+    """Validate an order and add it to the session without committing: create_order commits
+    it; a service that writes more in the same transaction (the constructor API: its ids
+    and a job) commits itself.
 
     :param cashier_id: the staff member who made it (the Mini App's orders).
     :param till_id: the cash link of the till it was sold at, if the cashier has one.
@@ -144,9 +158,6 @@ def create_order(
     if order.total_kopecks <= 0:
         raise ValidationError(_l("Сумма заказа должна быть больше нуля"), code="invalid_amount")
     db.session.add(order)
-    db.session.commit()
-    logger.info("order %s created: %s kopecks via %s", order.id, order.total_kopecks,
-                channel.value)
     return order
 
 
