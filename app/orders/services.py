@@ -122,6 +122,30 @@ def create_order(
     :param till_id: the cash link of the till it was sold at, if the cashier has one.
     :raises ValidationError: empty cart, a bad price, quantity, VAT rate, email or phone.
     """
+    order = add_order(channel=channel, lines=lines, description=description,
+                      customer_email=customer_email, customer_phone=customer_phone,
+                      cashier_id=cashier_id, till_id=till_id)
+    db.session.commit()
+    logger.info("order %s created: %s kopecks via %s", order.id, order.total_kopecks,
+                channel.value)
+    return order
+
+
+def add_order(
+    *,
+    channel: OrderChannel,
+    lines: list[Line],
+    description: str | None = None,
+    customer_email: str | None = None,
+    customer_phone: str | None = None,
+    cashier_id: int | None = None,
+    till_id: int | None = None,
+) -> Order:
+    """Validate an order and add it to the session without committing: for a service that
+    writes more in the same transaction (the constructor API: its ids and a job).
+
+    :raises ValidationError: as create_order.
+    """
     phone = re.sub(r"[\s()-]", "", customer_phone) if customer_phone else None
     _validate(lines, customer_email, phone)
     order = Order(
@@ -144,9 +168,6 @@ def create_order(
     if order.total_kopecks <= 0:
         raise ValidationError(_l("Сумма заказа должна быть больше нуля"), code="invalid_amount")
     db.session.add(order)
-    db.session.commit()
-    logger.info("order %s created: %s kopecks via %s", order.id, order.total_kopecks,
-                channel.value)
     return order
 
 
