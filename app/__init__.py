@@ -92,9 +92,9 @@ def register_jobs(app: Flask) -> None:
 
 def register_features(app: Flask) -> None:
     """Payments (SBP), receipts (fiscal), the bot (telegram), the till (miniapp), the
-    providers' health check, the admin panel and the constructor API: each adds its provider,
-    routes and jobs."""
-    from app import admin, constructor, fiscal, miniapp, provider_health, sbp, telegram
+    providers' health check, the admin panel, the constructor API and the customer's pay
+    page: each adds its provider, routes and jobs."""
+    from app import admin, checkout, constructor, fiscal, miniapp, provider_health, sbp, telegram
 
     sbp.init_app(app)
     fiscal.init_app(app)
@@ -102,6 +102,7 @@ def register_features(app: Flask) -> None:
     miniapp.init_app(app)
     provider_health.init_app(app)
     admin.init_app(app)
+    checkout.init_app(app)
     constructor.init_app(app)
 
 

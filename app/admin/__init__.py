@@ -9,7 +9,15 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the blueprint and Flask-Login (the panel's session cookie)."""
-    from app.admin import accounts, auth, dashboard, journal, monitor, shop  # noqa: F401 - routes
+    from app.admin import (  # noqa: F401 - routes
+        accounts,
+        auth,
+        dashboard,
+        integrations,
+        journal,
+        monitor,
+        shop,
+    )
     from app.admin.blueprint import bp
 
     auth.init_login(app)

@@ -14,6 +14,7 @@ NAV = [
     ("admin.catalog", _l("Каталог")),
     ("admin.staff", _l("Сотрудники")),
     ("admin.tills", _l("Кассы и QR")),
+    ("admin.api_clients", _l("API")),
     ("admin.journal", _l("Журнал")),
     ("admin.admins", _l("Администраторы")),
 ]

@@ -9,3 +9,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the pay page's blueprint."""
+    from app.checkout.views import bp
+
+    app.register_blueprint(bp, url_prefix="/checkout")
