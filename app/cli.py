@@ -370,7 +370,10 @@ def api_client_create(name: str, preset: str, callback_url: str | None):
     from app.constructor.clients import client_to_dict, create_client
 
     client, key = create_client(name, preset=preset, callback_url=callback_url)
-    _print({**client_to_dict(client), "key": key})
+    shown = {**client_to_dict(client), "key": key}
+    if (client.settings or {}).get("secret"):  # the webhook preset's signing secret
+        shown["signing_secret"] = client.settings["secret"]
+    _print(shown)
     click.echo("Save the key now: it is not shown again.", err=True)
 
 

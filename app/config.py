@@ -90,6 +90,16 @@ def _development_secret_key() -> str:
         return key
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
     """Build the Flask config mapping for `env` (development, testing or production).
 
@@ -190,6 +200,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         # (app/constructor/presets.py DEFAULT_BASE_URLS).
         **{name: _env(name) for name in ("SALEBOT_API_URL", "PUZZLEBOT_API_URL",
                                          "BOTHELP_OAUTH_URL", "BOTHELP_API_URL")},
+        # How long a constructor's create-payment call waits for the bank before it answers
+        # `pending` (the QR then follows through a job); constructors give up after 3 s.
+        "API_BANK_BUDGET_SECONDS": _float("API_BANK_BUDGET_SECONDS", 1.5),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "BABEL_DEFAULT_LOCALE": "ru",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Moscow",

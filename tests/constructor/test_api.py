@@ -242,6 +242,17 @@ def test_the_cli_prints_the_key_once_and_stores_its_hash(app, client):
     assert actions.count("api_client.create") == 1
 
 
+def test_the_cli_prints_a_webhooks_signing_secret_once(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["api-client", "create", "site", "--preset", "webhook",
+                                 "--callback-url", "https://example.org/kassa"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    stored = db.session.scalars(sa.select(ApiClient)).one()
+    assert created["signing_secret"] == stored.settings["secret"]
+    assert "whsec_" not in runner.invoke(args=["api-client", "list"]).stdout
+
+
 def test_the_webhook_preset_gets_a_signing_secret(app):
     from app.constructor.clients import create_client, update_client
     from app.constructor.presets import missing
