@@ -365,11 +365,19 @@ def admin_create(email: str, password: str | None, viewer: bool):
                                              "botmother", "bothelp", "webhook"]),
               default="webhook", show_default=True, help="How the client is called back.")
 @click.option("--callback-url", help="Where callbacks go (the webhook or the constructor's).")
-def api_client_create(name: str, preset: str, callback_url: str | None):
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A preset setting, e.g. api_key=... for Salebot, token=... for PuzzleBot "
+                   "(repeat for more; docs/constructors.md lists them).")
+def api_client_create(name: str, preset: str, callback_url: str | None,
+                      settings: tuple[str, ...]):
     """Create an API client and print its key (shown this once, kept only hashed)."""
     from app.constructor.clients import client_to_dict, create_client
 
-    client, key = create_client(name, preset=preset, callback_url=callback_url)
+    pairs = [item.partition("=") for item in settings]
+    if any(not key.strip() or not sep for key, sep, _ in pairs):
+        raise click.UsageError("--setting takes KEY=VALUE")
+    client, key = create_client(name, preset=preset, callback_url=callback_url,
+                                settings={k.strip(): v for k, _, v in pairs})
     shown = {**client_to_dict(client), "key": key}
     if (client.settings or {}).get("secret"):  # the webhook preset's signing secret
         shown["signing_secret"] = client.settings["secret"]

@@ -224,12 +224,14 @@ def test_another_clients_payment_is_not_found(app, client, key):
 def test_the_cli_prints_the_key_once_and_stores_its_hash(app, client):
     runner = app.test_cli_runner()
     result = runner.invoke(args=["api-client", "create", "shop", "--preset", "salebot",
-                                 "--callback-url", "https://chatter.salebot.pro/api/x/callback"])
+                                 "--setting", "api_key=sb-project-key"])
     assert result.exit_code == 0, result.output
     created = json.loads(result.stdout)
     key = created["key"]
     assert created["preset"] == "salebot" and key.startswith(created["key_prefix"])
     stored = db.session.scalars(sa.select(ApiClient)).one()
+    assert stored.settings == {"api_key": "sb-project-key"}  # --setting, never printed
+    assert "sb-project-key" not in result.stdout
     assert key not in (stored.key_hash, json.dumps(stored.settings))
     assert _create(app, client, headers={"X-Api-Key": key}, json={"amount": "1"})["ok"]
 
