@@ -91,6 +91,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            # SQLite changes a table by copying it and dropping the old one (batch mode);
+            # with foreign keys enforced, dropping `orders` that payments point at fails.
+            # The pragma works only outside a transaction: set it on the raw connection
+            # before SQLAlchemy begins one, and check the keys once the migration is done.
+            connection.connection.driver_connection.execute('PRAGMA foreign_keys=OFF')
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -99,6 +106,12 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql('PRAGMA foreign_key_check').fetchall()
+                if broken:
+                    raise RuntimeError(f'foreign keys broken by the migration: {broken[:5]}')
+        if sqlite:
+            connection.connection.driver_connection.execute('PRAGMA foreign_keys=ON')
 
 
 if context.is_offline_mode():
