@@ -67,3 +67,4 @@ def test_upgrade_keeps_the_rows_of_a_shop_already_running(fresh_url):
                 "SELECT o.total_kopecks, q.qr_id FROM orders o JOIN qr_codes q"
                 " ON q.order_id = o.id")).all() == [(15000, "AD1")]
         downgrade(revision="base")
+        db.engine.dispose()  # before the fixture drops the database under it
