@@ -226,11 +226,12 @@ def explain(app, filters, cursor_token: str | None) -> str:
     import sqlalchemy as sa
 
     from app.admin import queries
+    from app.admin.keyset import decode_cursor
     from app.extensions import db
 
     with app.app_context():
         statement = queries.page_statement(
-            filters, queries.decode_cursor(cursor_token, filters.sort), queries.PAGE_SIZE + 1)
+            filters, decode_cursor(cursor_token, filters.sort), queries.PAGE_SIZE + 1)
         sql = str(statement.compile(dialect=db.engine.dialect,
                                     compile_kwargs={"literal_binds": True}))
         rows = db.session.execute(sa.text("EXPLAIN (ANALYZE, BUFFERS) " + sql)).all()
@@ -239,7 +240,7 @@ def explain(app, filters, cursor_token: str | None) -> str:
 
 
 def deep_cursors(conn, rng: random.Random, count: int) -> list[str]:
-    from app.admin.queries import encode_cursor
+    from app.admin.keyset import encode_cursor
 
     total = conn.execute("SELECT count(*) FROM payments WHERE status = 'paid'").fetchone()[0]
     cursors = []

@@ -20,7 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from app.admin import queries
+from app.admin import queries, timeline
 from app.admin.auth import admin_required, viewer_required
 from app.admin.blueprint import bp
 from app.admin.monitor_forms import ActionForm, FilterForm, RefundForm, choices
@@ -117,7 +117,7 @@ def monitor_csv():
 @bp.get("/payments/<int:payment_id>")
 @viewer_required
 def payment_detail(payment_id: int):
-    found = queries.payment_detail(payment_id)
+    found = timeline.payment_detail(payment_id)
     if found is None:
         abort(404)
     payment, detail = found
@@ -131,7 +131,7 @@ def payment_detail(payment_id: int):
 @bp.get("/orders/<int:order_id>")
 @viewer_required
 def order_detail(order_id: int):
-    detail = queries.order_detail(order_id)
+    detail = timeline.order_detail(order_id)
     if detail is None:
         abort(404)
     return render_template("admin/monitor/detail.html", payment=None, detail=detail,
