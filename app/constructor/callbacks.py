@@ -15,22 +15,19 @@ preset's requests (presets.py), sends them and writes each attempt to `CallbackD
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from app import audit, jobs
-from app.constructor import presets
+from app.constructor import outbound, presets
+from app.constructor.outbound import CallbackFailed
 from app.constructor.presets import Callback, OutboundRequest, PresetError
 from app.errors import InvalidStateError, NotFoundError, ValidationError
 from app.extensions import db
@@ -68,11 +65,6 @@ BASE_URL_SETTINGS = {
     "bothelp_oauth": "BOTHELP_OAUTH_URL",
     "bothelp": "BOTHELP_API_URL",
 }
-# Seconds to connect and to read an answer; a constructor that says nothing in time is
-# asked again later.
-TIMEOUT = (3.05, 10)
-# Statuses that mean "later, perhaps": retried. Any other non-2xx is given up.
-RETRY_STATUSES = frozenset({408, 425, 429})
 # The paid callback waits this long after the payment for its sale receipt (written by the
 # `fiscal.sell` job of the same event), so that it can carry `receipt_url`.
 RECEIPT_WAIT = timedelta(seconds=10)
@@ -85,10 +77,6 @@ API_STATUS = {
     OrderStatus.EXPIRED: "expired", OrderStatus.CANCELLED: "cancelled",
     OrderStatus.PARTIALLY_REFUNDED: "refunded", OrderStatus.REFUNDED: "refunded",
 }
-
-
-class CallbackFailed(Exception):
-    """The client could not be reached or answered "later": the job runs again."""
 
 
 def init_app(app: Flask) -> None:
@@ -275,7 +263,7 @@ def deliver(client: Target, event: str, fields: dict[str, Any], *,
                         callback_url=client.callback_url, base_urls=_base_urls())
     log = _Log(client.id, order_id, event, attempt, presets.secrets_of(client.settings))
     try:
-        token = _bothelp_token(callback, log) if client.preset == "bothelp" else None
+        token = outbound.bothelp_token(callback, log) if client.preset == "bothelp" else None
         calls = presets.build(client.preset, callback, access_token=token)
     except PresetError as exc:
         if not log.rows:  # a refused token request is logged already
@@ -284,11 +272,11 @@ def deliver(client: Target, event: str, fields: dict[str, Any], *,
     except CallbackFailed as exc:
         return Outcome(ok=False, retry=True, deliveries=log.rows, error=str(exc))
     for call in calls:
-        answer = _send(call)
+        answer = outbound.send(call)
         log.write(call, answer)
         if not answer.ok:
             if answer.status == 401 and client.preset == "bothelp":
-                _forget_token(callback)  # expired early: a fresh one on the next attempt
+                outbound.forget_token(callback)  # expired early: a fresh one on the next attempt
                 return Outcome(ok=False, retry=True, deliveries=log.rows, error=answer.error)
             return Outcome(ok=False, retry=answer.retry, deliveries=log.rows,
                            error=answer.error)
@@ -299,47 +287,6 @@ def _base_urls() -> dict[str, str]:
     config = current_app.config
     return {name: config[setting] for name, setting in BASE_URL_SETTINGS.items()
             if config.get(setting)}
-
-
-@dataclass(frozen=True)
-class Answer:
-    ok: bool
-    retry: bool
-    status: int | None
-    text: str
-    error: str | None
-    duration_ms: int
-
-
-def _send(call: OutboundRequest) -> Answer:
-    started = time.monotonic()
-    try:
-        response = requests.request(call.method, call.url, data=call.body, headers=call.headers,
-                                    timeout=current_app.config.get("CALLBACK_TIMEOUT", TIMEOUT),
-                                    allow_redirects=False)
-    except requests.Timeout:
-        return Answer(False, True, None, "", "timeout", _ms(started))
-    except requests.RequestException as exc:
-        return Answer(False, True, None, "", f"network: {type(exc).__name__}", _ms(started))
-    status, text = response.status_code, response.text
-    if 200 <= status < 300:
-        if call.code_zero and not _code_zero(text):
-            return Answer(False, False, status, text, "the answer's code is not 0",
-                          _ms(started))
-        return Answer(True, False, status, text, None, _ms(started))
-    retry = status >= 500 or status in RETRY_STATUSES
-    return Answer(False, retry, status, text, f"HTTP {status}", _ms(started))
-
-
-def _code_zero(text: str) -> bool:
-    try:
-        return json.loads(text).get("code") in (0, "0")
-    except (ValueError, AttributeError):
-        return False
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
 
 
 class _Log:
@@ -357,7 +304,7 @@ class _Log:
         self.rows.append(row)
         return row
 
-    def write(self, call: OutboundRequest, answer: Answer, *, body: str | None = None
+    def write(self, call: OutboundRequest, answer: outbound.Answer, *, body: str | None = None
               ) -> None:
         text = body if body is not None else (
             call.body.decode(errors="replace") if call.body else None)
@@ -373,56 +320,6 @@ class _Log:
         """A callback that could not even be built (settings missing): nothing was sent."""
         self._add(method="-", url=presets.mask_url(where, self.secrets)[:1024],
                   error=error[:512], ok=False)
-
-
-# -- BotHelp's access token, kept until it expires --------------------------------------------
-
-_tokens: dict[tuple[str, str], tuple[str, float]] = {}
-_tokens_lock = threading.Lock()
-TOKEN_MARGIN_SECONDS = 60
-
-
-def _token_key(callback: Callback) -> tuple[str, str]:
-    return (callback.base("bothelp_oauth"), str(callback.setting("client_id")))
-
-
-def _forget_token(callback: Callback) -> None:
-    with _tokens_lock:
-        _tokens.pop(_token_key(callback), None)
-
-
-def _bothelp_token(callback: Callback, log: _Log) -> str:
-    """A cached access token, or a new one from BotHelp's OAuth (the failed token request is
-    logged, its secret masked).
-
-    :raises CallbackFailed: OAuth did not answer, or answered "later".
-    :raises PresetError: OAuth refused the client's credentials.
-    """
-    call = presets.bothelp_token_request(callback)
-    key = _token_key(callback)
-    with _tokens_lock:
-        cached = _tokens.get(key)
-    if cached is not None and cached[1] > time.monotonic():
-        return cached[0]
-    answer = _send(call)
-    token, lifetime = None, 0.0
-    if answer.ok:
-        try:
-            data = json.loads(answer.text)
-            token, lifetime = data.get("access_token"), float(data.get("expires_in") or 0)
-        except (ValueError, AttributeError, TypeError):
-            token = None
-        if not token:
-            answer = Answer(False, False, answer.status, answer.text,
-                            "no access_token in the answer", answer.duration_ms)
-    if token is None:
-        log.write(call, answer)
-        if answer.retry:
-            raise CallbackFailed(f"BotHelp OAuth: {answer.error}")
-        raise PresetError(f"BotHelp OAuth refused the client's credentials: {answer.error}")
-    with _tokens_lock:
-        _tokens[key] = (token, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, 0))
-    return token
 
 
 # -- the panel's test button -------------------------------------------------------------------

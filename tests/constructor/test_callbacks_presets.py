@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app.constructor import callbacks, signing
+from app.constructor import callbacks, outbound, signing
 from app.extensions import db
 from app.models import CallbackDelivery, OrderStatus, utcnow
 from tests.constructor.callback_capture import capture, make_api_order, make_client  # noqa: F401
@@ -24,7 +24,7 @@ def kassa(make_app, capture):  # noqa: F811 - the fixture
     app = make_app(PUBLIC_URL=PUBLIC_URL, SALEBOT_API_URL=capture.url,
                    PUZZLEBOT_API_URL=capture.url, BOTHELP_OAUTH_URL=capture.url,
                    BOTHELP_API_URL=capture.url)
-    callbacks._tokens.clear()
+    outbound._tokens.clear()  # a BotHelp token from another test
     with app.app_context():
         yield app
 
