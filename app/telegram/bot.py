@@ -20,6 +20,7 @@ from telebot.types import Update
 
 from app.audit import SYSTEM, act_as
 from app.errors import KassaError
+from app.extensions import unit_of_work
 from app.jobs import RetryJob, enqueue
 
 logger = logging.getLogger(__name__)
@@ -100,14 +101,16 @@ def telegram_errors(what: str) -> Iterator[None]:
 
 
 def enqueue_update(update: dict) -> bool:
-    """Store a Telegram update as a `telegram.update` job (the caller commits).
+    """Store a Telegram update as a `telegram.update` job and commit (a resent update adds
+    nothing: the job is keyed by its update_id).
 
     :returns: False for something that is not an update (no integer update_id).
     """
     update_id = update.get("update_id") if isinstance(update, dict) else None
     if isinstance(update_id, bool) or not isinstance(update_id, int):
         return False
-    enqueue(UPDATE_JOB, {"update": update}, key=f"tg-update-{update_id}")
+    with unit_of_work():
+        enqueue(UPDATE_JOB, {"update": update}, key=f"tg-update-{update_id}")
     return True
 
 

@@ -9,7 +9,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.extensions import csrf, db
+from app.extensions import csrf
 from app.telegram.bot import enqueue_update
 
 logger = logging.getLogger(__name__)
@@ -46,5 +46,4 @@ def webhook():
         return _refuse(400, "not_json", "the body is not JSON")
     if not enqueue_update(update):
         return _refuse(400, "not_an_update", "no update_id")
-    db.session.commit()
     return jsonify(ok=True)

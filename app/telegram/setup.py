@@ -17,7 +17,6 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import BotCommand, MenuButtonWebApp, WebAppInfo
 
 from app.errors import KassaError
-from app.extensions import db
 from app.telegram.bot import enqueue_update, get_bot, scrub
 from app.telegram.messages import miniapp_url
 
@@ -119,7 +118,6 @@ def poll(say: Callable[[str], None], *, delete_webhook: bool = False,
         for update in updates or []:
             if enqueue_update(update):
                 offset = update["update_id"] + 1
-        db.session.commit()
         if updates:
             say(f"{len(updates)} update(s) queued")
         if once:
