@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,9 +30,8 @@ from app.constructor.outbound import CallbackFailed
 from app.constructor.presets import Callback, OutboundRequest, PresetError
 from app.errors import InvalidStateError, NotFoundError, ValidationError
 from app.extensions import db
-from app.fiscal import fiscal_enabled
-from app.fiscal.views import receipt_url
-from app.jobs import RetryJob, enqueue
+from app.fiscal.views import receipt_of, receipt_url, sale_receipt_or_wait
+from app.jobs import enqueue
 from app.models import (
     ApiClient,
     CallbackDelivery,
@@ -42,8 +40,6 @@ from app.models import (
     OrderStatus,
     Payment,
     QrCode,
-    Receipt,
-    ReceiptKind,
     ReceiptStatus,
     Refund,
     utcnow,
@@ -65,10 +61,6 @@ BASE_URL_SETTINGS = {
     "bothelp_oauth": "BOTHELP_OAUTH_URL",
     "bothelp": "BOTHELP_API_URL",
 }
-# The paid callback waits this long after the payment for its sale receipt (written by the
-# `fiscal.sell` job of the same event), so that it can carry `receipt_url`.
-RECEIPT_WAIT = timedelta(seconds=10)
-RECEIPT_POLL_SECONDS = 0.3
 EXCERPT_CHARS = 1000
 BODY_CHARS = 20_000
 # API statuses of an order (the API's `status`).
@@ -142,18 +134,11 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def _receipt(payment_id: int, refund_id: int = 0) -> Receipt | None:
-    """The payment's sale receipt, or the receipt of one of its refunds."""
-    return db.session.scalars(sa.select(Receipt).where(
-        Receipt.payment_id == payment_id, Receipt.refund_id == refund_id,
-        Receipt.kind == (ReceiptKind.SELL if not refund_id else ReceiptKind.SELL_REFUND))).first()
-
-
 def callback_fields(order: Order, event: str, *, payment: Payment | None = None,
                     refund: Refund | None = None) -> dict[str, Any]:
     """The flat fields of a callback: the API's answer keys that a bot saves into its
     variables, plus `event`. Keys without a value are left out."""
-    receipt = _receipt(payment.id, refund.id if refund else 0) if payment else None
+    receipt = receipt_of(payment.id, refund.id if refund else 0) if payment else None
     public = current_app.config["PUBLIC_URL"]
     messages = {
         "paid": _("Оплачено: %(amount)s", amount=format_rubles(order.total_kopecks)),
@@ -228,7 +213,7 @@ def send(payload: dict) -> None:
     if refund is not None:
         payment = refund.payment
     if event == "paid" and payment is not None:
-        _wait_for_receipt(payment)
+        sale_receipt_or_wait(payment)
     fields = callback_fields(order, event, payment=payment, refund=refund)
     target, order_id, attempt = Target.of(client), order.id, _attempt(payload.get("key"))
     db.session.rollback()
@@ -239,14 +224,6 @@ def send(payload: dict) -> None:
         raise CallbackFailed(f"callback {payload.get('key')}: {outcome.error}")
     if not outcome.ok:
         logger.warning("callback %s given up: %s", payload.get("key"), outcome.error)
-
-
-def _wait_for_receipt(payment: Payment) -> None:
-    if not fiscal_enabled() or _receipt(payment.id) is not None:
-        return
-    if utcnow() - payment.updated_at < RECEIPT_WAIT:
-        db.session.rollback()
-        raise RetryJob(RECEIPT_POLL_SECONDS, f"payment {payment.id}: no sale receipt yet")
 
 
 def _attempt(key: str | None) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from flask import current_app
 
 from app.extensions import db
-from app.models import Receipt
+from app.jobs import RetryJob
+from app.models import Payment, Receipt, ReceiptKind, utcnow
 from app.money import to_string
 
 
@@ -39,3 +42,35 @@ def receipt_to_dict(receipt: Receipt) -> dict:
         "receipt_datetime": _iso(receipt.receipt_datetime),
         "error": receipt.error,
     }
+
+
+# A job that tells someone of a paid sale waits this long after the payment for its sale
+# receipt (written by the `fiscal.sell` job of the same event), so it can carry the link.
+RECEIPT_WAIT = timedelta(seconds=10)
+RECEIPT_POLL_SECONDS = 0.3
+
+
+def receipt_of(payment_id: int, refund_id: int = 0) -> Receipt | None:
+    """The payment's sale receipt, or the receipt of one of its refunds."""
+    kind = ReceiptKind.SELL_REFUND if refund_id else ReceiptKind.SELL
+    return db.session.scalars(sa.select(Receipt).where(
+        Receipt.payment_id == payment_id, Receipt.refund_id == refund_id,
+        Receipt.kind == kind)).first()
+
+
+def sale_receipt_or_wait(payment: Payment) -> Receipt | None:
+    """The payment's sale receipt for a job that announces the sale. While the register is
+    on and the receipt is not written yet (for up to RECEIPT_WAIT after the payment), the job
+    is asked to run again shortly.
+
+    :raises RetryJob: not written yet; ask again in RECEIPT_POLL_SECONDS.
+    """
+    from app.fiscal import fiscal_enabled
+
+    if not fiscal_enabled():
+        return None
+    receipt = receipt_of(payment.id)
+    if receipt is None and utcnow() - payment.updated_at < RECEIPT_WAIT:
+        db.session.rollback()
+        raise RetryJob(RECEIPT_POLL_SECONDS, f"payment {payment.id}: no sale receipt yet")
+    return receipt

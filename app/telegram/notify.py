@@ -11,23 +11,20 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-import sqlalchemy as sa
 from flask import Flask, current_app
 from telebot.apihelper import ApiTelegramException
 
 from app import jobs, reports
 from app.extensions import db
-from app.fiscal import fiscal_enabled
-from app.fiscal.views import receipt_url
+from app.fiscal.views import receipt_url, sale_receipt_or_wait
 from app.formatting import MOSCOW
-from app.jobs import RetryJob, enqueue
+from app.jobs import enqueue
 from app.models import (
     AccessRequest,
     OrderStatus,
     Payment,
     QrCode,
     Receipt,
-    ReceiptKind,
     ReceiptStatus,
     Refund,
     StaffMember,
@@ -46,10 +43,6 @@ SEND_JOB = "telegram.send"
 DAILY_SUMMARY_JOB = "telegram.daily_summary"
 DAILY_SUMMARY_CHECK = "telegram.daily_summary_check"
 DAILY_SUMMARY_CHECK_SECONDS = 60
-# The paid message waits this long after the payment for its sale receipt (written by the
-# `fiscal.sell` job of the same event), asking again every RECEIPT_POLL_SECONDS.
-RECEIPT_WAIT = timedelta(seconds=10)
-RECEIPT_POLL_SECONDS = 0.3
 
 
 EVENTS = {  # event -> the job it causes
@@ -140,28 +133,16 @@ def _active_staff(staff_id: int | None) -> StaffMember | None:
     return member if member is not None and member.active else None
 
 
-def _sale_receipt(payment_id: int) -> Receipt | None:
-    return db.session.scalars(sa.select(Receipt).where(
-        Receipt.payment_id == payment_id, Receipt.kind == ReceiptKind.SELL,
-        Receipt.refund_id == 0)).first()
-
-
 def paid(payload: dict) -> None:
     """Job `telegram.paid` (event payment.paid): "Оплачено" to the order's cashier, with the
-    receipt link once `fiscal.sell` has written the receipt (waited for up to RECEIPT_WAIT)."""
+    receipt link once `fiscal.sell` has written the receipt (`sale_receipt_or_wait`)."""
     payment = db.session.get(Payment, payload["payment_id"])
     order = payment.order if payment is not None else None
     cashier = _active_staff(order.cashier_id) if order is not None else None
     if cashier is None:
         return  # API, static QR or a cashier since disabled: nobody to tell
-    link = None
-    if fiscal_enabled():
-        receipt = _sale_receipt(payment.id)
-        if receipt is None and utcnow() - payment.updated_at < RECEIPT_WAIT:
-            db.session.rollback()
-            raise RetryJob(RECEIPT_POLL_SECONDS, f"payment {payment.id}: no sale receipt yet")
-        if receipt is not None and receipt.status != ReceiptStatus.FAILED:
-            link = receipt_url(receipt)
+    receipt = sale_receipt_or_wait(payment)
+    link = receipt_url(receipt) if receipt and receipt.status != ReceiptStatus.FAILED else None
     fan_out(f"telegram.paid:payment-{payment.id}", [cashier.telegram_id],
             Reply(messages.paid(payment, order, link)))
 
