@@ -94,7 +94,17 @@ def register_features(app: Flask) -> None:
     """Payments (SBP), receipts (fiscal), the bot (telegram), the till (miniapp), the
     providers' health check, the admin panel, the constructor API and the customer's pay
     page: each adds its provider, routes and jobs."""
-    from app import admin, checkout, constructor, fiscal, miniapp, provider_health, sbp, telegram
+    from app import (
+        admin,
+        checkout,
+        constructor,
+        fiscal,
+        miniapp,
+        provider_health,
+        sbp,
+        storefront,
+        telegram,
+    )
 
     sbp.init_app(app)
     fiscal.init_app(app)
@@ -104,6 +114,7 @@ def register_features(app: Flask) -> None:
     admin.init_app(app)
     checkout.init_app(app)
     constructor.init_app(app)
+    storefront.init_app(app)
 
 
 def register_health(app: Flask) -> None:

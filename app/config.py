@@ -203,6 +203,14 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         # How long a constructor's create-payment call waits for the bank before it answers
         # `pending` (the QR then follows through a job); constructors give up after 3 s.
         "API_BANK_BUDGET_SECONDS": _float("API_BANK_BUDGET_SECONDS", 1.5),
+        # The storefront: how many orders one Telegram user may create in 10 minutes, and
+        # NSPK's list of SBP bank apps (refreshed by a periodic job; 0 hours turns it off).
+        "STOREFRONT_ORDERS_PER_10_MIN": _int("STOREFRONT_ORDERS_PER_10_MIN", 5),
+        "NSPK_BANKS_URL": _env(
+            "NSPK_BANKS_URL",
+            "https://qr.nspk.ru/proxyapp/c2bmembers.json" if production
+            else f"{sandbox_url}/proxyapp/c2bmembers.json"),
+        "NSPK_BANKS_REFRESH_HOURS": _int("NSPK_BANKS_REFRESH_HOURS", 24),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         "BABEL_DEFAULT_LOCALE": "ru",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Moscow",
@@ -222,6 +230,7 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         # Nothing runs by the clock in a test unless the test asks for it.
         cfg["HEALTH_CHECK_INTERVAL_SECONDS"] = 0
         cfg["DAILY_SUMMARY_HOUR"] = None
+        cfg["NSPK_BANKS_REFRESH_HOURS"] = 0
 
     cfg.update(overrides)
     if cfg["JOB_RETENTION_DAYS"] < 1:

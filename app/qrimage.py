@@ -4,11 +4,13 @@ of QR codes and the check codes of receipts."""
 from __future__ import annotations
 
 import io
+import re
 from functools import lru_cache
 
 import qrcode
 import qrcode.image.pure
 import qrcode.image.svg
+from markupsafe import Markup
 
 #: The image formats served, by the extension of their URL.
 MIMETYPES = {"png": "image/png", "svg": "image/svg+xml"}
@@ -38,3 +40,12 @@ def render_svg(payload: str) -> bytes:
 def render(payload: str, fmt: str) -> tuple[bytes, str]:
     """The image of `payload` in `fmt` (a key of MIMETYPES) and its MIME type."""
     return (render_png(payload) if fmt == "png" else render_svg(payload)), MIMETYPES[fmt]
+
+
+def inline_svg(payload: str) -> Markup:
+    """The QR as inline SVG sized by CSS (black on white, quiet zone included)."""
+    svg = render_svg(payload).decode()
+    svg = re.sub(r"^<\?xml[^>]*\?>\s*", "", svg)
+    svg = re.sub(r'\swidth="[^"]*"\sheight="[^"]*"', ' class="qr-svg" role="img" '
+                 'shape-rendering="crispEdges" aria-label="QR"', svg, count=1)
+    return Markup(svg)  # noqa: S704 - our own renderer's SVG of a bank payload

@@ -12,8 +12,9 @@ from app.checkout.banks import sbp_banks
 from app.extensions import db
 from app.fiscal import fiscal_enabled
 from app.formatting import MOSCOW
-from app.miniapp.screens import OrderView, order_view, qr_svg
 from app.models import Order, OrderStatus
+from app.orders.state import OrderView, order_view
+from app.qrimage import inline_svg as qr_svg
 
 bp = Blueprint("checkout", __name__)
 

@@ -19,7 +19,6 @@ from app.errors import BankError, KassaError, ValidationError
 from app.extensions import db
 from app.fiscal import fiscal_enabled
 from app.miniapp.auth import cashier_required
-from app.miniapp.cart import input_quantity, read_cart
 from app.miniapp.forms import ProductForm, unit_label
 from app.miniapp.screens import (
     error_screen,
@@ -27,10 +26,11 @@ from app.miniapp.screens import (
     order_view,
     render_screen,
     till_link,
-    used_cash_link,
 )
 from app.models import Order, OrderChannel, Product
+from app.orders.cart import input_quantity, read_cart
 from app.orders.services import cashier_orders_today, create_order
+from app.orders.state import used_cash_link
 from app.sbp.cancelling import cancel_order
 from app.sbp.qrcodes import activate_cash_link, create_dynamic_qr
 

@@ -37,10 +37,21 @@ from app.models.sbp import (
     RefundStatus,
 )
 from app.models.shop import TelegramLinkToken
+from app.models.storefront import (
+    FULFILMENT_TRANSITIONS,
+    BankDirectory,
+    Category,
+    Customer,
+    Delivery,
+    Fulfilment,
+    ProductPhoto,
+    ShopSettings,
+)
 
 __all__ = [
     "ACCESS_TRANSITIONS",
     "ACTIVATION_TRANSITIONS",
+    "FULFILMENT_TRANSITIONS",
     "OPEN_ORDERS_SQL",
     "OPEN_ORDER_STATUSES",
     "ORDER_TRANSITIONS",
@@ -57,10 +68,15 @@ __all__ = [
     "AdminUser",
     "ApiClient",
     "AuditEntry",
+    "BankDirectory",
     "BankEvent",
     "CallbackDelivery",
     "CallbackPreset",
     "CashLinkActivation",
+    "Category",
+    "Customer",
+    "Delivery",
+    "Fulfilment",
     "Installation",
     "InvalidTransition",
     "Job",
@@ -73,6 +89,7 @@ __all__ = [
     "Payment",
     "PaymentStatus",
     "Product",
+    "ProductPhoto",
     "ProviderHealth",
     "QrCode",
     "QrKind",
@@ -82,6 +99,7 @@ __all__ = [
     "ReceiptStatus",
     "Refund",
     "RefundStatus",
+    "ShopSettings",
     "StaffMember",
     "TelegramLinkToken",
     "install_id",

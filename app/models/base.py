@@ -62,13 +62,14 @@ class InvalidTransition(InvalidStateError):
     code = "invalid_transition"
 
 
-def move(obj, to: enum.Enum, table: Mapping[enum.Enum, frozenset], what: str) -> bool:
-    """Move `obj.status` to `to` if the transition table allows it.
+def move(obj, to: enum.Enum, table: Mapping[enum.Enum, frozenset], what: str, *,
+         attribute: str = "status") -> bool:
+    """Move `obj.status` (or another state `attribute`) to `to` if the table allows it.
 
     :returns: True when the status changed, False when it already was `to` (a repeat).
     :raises InvalidTransition: the table forbids it; nothing is changed.
     """
-    current = obj.status
+    current = getattr(obj, attribute)
     if current == to:
         logger.debug("%s %s already %s", what, obj.id, to.value)
         return False
@@ -80,7 +81,7 @@ def move(obj, to: enum.Enum, table: Mapping[enum.Enum, frozenset], what: str) ->
         )
         raise InvalidTransition(f"{what} {obj.id}: {current.value} -> {to.value} is not allowed")
     logger.info("%s %s: %s -> %s", what, obj.id, current.value, to.value)
-    obj.status = to
+    setattr(obj, attribute, to)
     obj.updated_at = utcnow()
     return True
 

@@ -30,6 +30,14 @@ class Product(TimestampMixin, db.Model):
     # Our measure names (app/receipt_lines.py MEASURES): "square_centimeter" has 17 letters.
     measure: Mapped[str] = mapped_column(sa.String(24), default="piece")
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The storefront: shown to customers only when published; a category and a description
+    # for its card; the stock in thousandths of the measure (None: not counted, always
+    # available; 0: sold out). Paid orders take their lines off it (app/storefront/stock.py).
+    is_published: Mapped[bool] = mapped_column(default=False)
+    category_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("categories.id", ondelete="SET NULL"), index=True)
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    stock_milli: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.name!r} {self.price_kopecks}>"

@@ -11,6 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import TimestampMixin, UTCDateTime, move, str_enum
+from app.models.storefront import (
+    DELIVERY_TYPE,
+    FULFILMENT_TRANSITIONS,
+    FULFILMENT_TYPE,
+    Delivery,
+    Fulfilment,
+)
 
 
 class OrderStatus(enum.Enum):
@@ -48,6 +55,7 @@ class OrderChannel(enum.Enum):
     API = "api"
     ADMIN = "admin"
     CLI = "cli"
+    STOREFRONT = "storefront"  # a customer in the shop's bot, no cashier
 
 
 def _public_id() -> str:
@@ -95,6 +103,16 @@ class Order(TimestampMixin, db.Model):
     client_ref: Mapped[str | None] = mapped_column(sa.String(128))
     checkout_token: Mapped[str | None] = mapped_column(sa.String(43), unique=True)
 
+    # The storefront's orders: the customer, pickup or delivery (with the address and the
+    # customer's comment), the shop's progress with it, and whether its paid lines have
+    # been taken off the stock (once: app/storefront/stock.py).
+    customer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("customers.id"), index=True)
+    delivery: Mapped[Delivery | None] = mapped_column(DELIVERY_TYPE)
+    delivery_address: Mapped[str | None] = mapped_column(sa.String(255))
+    customer_comment: Mapped[str | None] = mapped_column(sa.String(500))
+    fulfilment: Mapped[Fulfilment | None] = mapped_column(FULFILMENT_TYPE)
+    stock_deducted: Mapped[bool] = mapped_column(default=False)
+
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
     )
@@ -102,6 +120,13 @@ class Order(TimestampMixin, db.Model):
     def set_status(self, to: OrderStatus) -> bool:
         """The only way an order's status changes (see ORDER_TRANSITIONS)."""
         return move(self, to, ORDER_TRANSITIONS, "order")
+
+    def set_fulfilment(self, to: Fulfilment) -> bool:
+        """The only way a storefront order's fulfilment changes (FULFILMENT_TRANSITIONS)."""
+        if self.fulfilment is None:
+            self.fulfilment = to
+            return True
+        return move(self, to, FULFILMENT_TRANSITIONS, "fulfilment", attribute="fulfilment")
 
     def __repr__(self) -> str:
         return f"<Order {self.id} {self.status.value} {self.total_kopecks}>"

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.miniapp.screens import qr_svg
 from app.models import Order, QrCode, utcnow
 from app.people.services import active_cashier
+from app.qrimage import inline_svg as qr_svg
 from app.sbp import qrcodes
 from tests.helpers import wait_for
 from tests.miniapp.conftest import ANNA, Phone, cart_form
