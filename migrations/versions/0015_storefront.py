@@ -114,6 +114,9 @@ def downgrade():
         batch_op.create_check_constraint(
             batch_op.f('ck_orders_order_channel'), "channel IN ('miniapp', 'api', 'admin', 'cli')")
         batch_op.drop_constraint(batch_op.f('fk_orders_customer_id_customers'), type_='foreignkey')
+        # SQLite's batch copy keeps a CHECK it reflected even when its column goes.
+        batch_op.drop_constraint(batch_op.f('ck_orders_fulfilment_status'), type_='check')
+        batch_op.drop_constraint(batch_op.f('ck_orders_delivery_method'), type_='check')
         batch_op.drop_index(batch_op.f('ix_orders_customer_id'))
         batch_op.drop_column('stock_deducted')
         batch_op.drop_column('fulfilment')
