@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, abort, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -44,6 +44,7 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 UPLOAD_ENDPOINTS = frozenset({"admin.product_new", "admin.product_edit"})
 UPLOAD_MAX_REQUEST = MAX_BYTES + 256 * 1024
 
+PREFIX = "/shop/photos"
 bp = Blueprint("storefront_photos", __name__)
 
 
@@ -182,8 +183,10 @@ def photo_digests(product_ids) -> dict[int, str]:
         .where(ProductPhoto.product_id.in_(ids))).all())
 
 
-def photo_url(product, thumb: bool = False, *, digest: str | None = None) -> str | None:
-    """The photo's URL (path only, the page's own host), or None when it has none.
+def photo_url(product, thumb: bool = False, *, digest: str | None = None,
+              external: bool = False) -> str | None:
+    """The photo's URL, or None when it has none: a path on Kassa's own host (works in
+    and outside a request), or with `external` the full URL under PUBLIC_URL.
 
     :param product: a Product or its id.
     :param digest: the digest when already known (photo_digests() for a list): no query.
@@ -195,10 +198,11 @@ def photo_url(product, thumb: bool = False, *, digest: str | None = None) -> str
         if digest is None:
             return None
     name = f"{product_id}-{digest}-thumb.jpg" if thumb else f"{product_id}-{digest}.jpg"
-    return url_for("storefront_photos.photo", name=name)
+    path = f"{PREFIX}/{name}"
+    return f"{current_app.config['PUBLIC_URL']}{path}" if external else path
 
 
-@bp.get("/shop/photos/<name>")
+@bp.get(f"{PREFIX}/<name>")
 def photo(name: str):
     stem, dot, ext = name.partition(".")
     if ext != "jpg" or not dot:
