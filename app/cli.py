@@ -1,5 +1,5 @@
-"""Flask commands: qr, payment, receipt, cashier, bot, admin, api-client, worker, sbp, demo,
-and the sandbox."""
+"""Flask commands: qr, payment, receipt, cashier, bot, admin, api-client, shop, worker, sbp,
+demo, and the sandbox."""
 
 from __future__ import annotations
 
@@ -83,6 +83,9 @@ cashier_cli = KassaGroup("cashier", help="Staff of the Telegram bot: cashiers an
 bot_cli = KassaGroup("bot", help="The Telegram bot: webhook, menu button, polling.")
 admin_cli = KassaGroup("admin", help="Accounts of the admin panel.")
 api_client_cli = KassaGroup("api-client", help="Keys of the constructor API (/api/v1).")
+shop_cli = KassaGroup("shop", help="The shop in the bot (storefront): switch, bank list.")
+banks_cli = AppGroup("banks", help="NSPK's list of SBP bank apps the pay page offers.")
+shop_cli.add_command(banks_cli)
 
 
 def _print(data) -> None:
@@ -402,6 +405,26 @@ def api_client_revoke(client_id: int):
     _print(client_to_dict(revoke_client(client_id)))
 
 
+@shop_cli.command("storefront")
+@click.argument("state", type=click.Choice(["on", "off"]))
+def shop_storefront(state: str):
+    """Switch the storefront on (strangers who /start the bot get the shop) or off."""
+    from app.storefront.settings import set_storefront
+
+    settings = set_storefront(state == "on")
+    click.echo("storefront on: customers get the shop on /start" if settings.storefront_enabled
+               else "storefront off: /start works as before (the till and access requests)")
+
+
+@banks_cli.command("refresh")
+def shop_banks_refresh():
+    """Fetch NSPK_BANKS_URL now and keep its list (a failure keeps the last one)."""
+    from app.storefront.banks import refresh_banks
+
+    directory = refresh_banks()
+    click.echo(f"bank list refreshed: {len(directory.banks)} banks from {directory.source_url}")
+
+
 @demo_cli.command("seed")
 def demo_seed():
     """A small demo catalog (safe to run again)."""
@@ -415,7 +438,7 @@ def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
-                    bot_cli, admin_cli, api_client_cli, worker_command, sandbox_cli):
+                    bot_cli, admin_cli, api_client_cli, shop_cli, worker_command, sandbox_cli):
         app.cli.add_command(command)
     # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
     # starts): the same commands in a group that reports an unreachable database in one line.

@@ -12,6 +12,7 @@ NAV = [
     ("admin.index", _l("Сводка")),
     ("admin.monitor", _l("Платежи")),
     ("admin.catalog", _l("Каталог")),
+    ("admin.storefront", _l("Магазин")),
     ("admin.staff", _l("Сотрудники")),
     ("admin.tills", _l("Кассы и QR")),
     ("admin.api_clients", _l("API")),

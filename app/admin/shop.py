@@ -25,6 +25,7 @@ from app.admin.shop_forms import (
     StaffForm,
     StaticQrForm,
     TillForm,
+    format_stock,
 )
 from app.catalog import services as catalog_services
 from app.errors import InvalidStateError, KassaError, ValidationError
@@ -35,6 +36,7 @@ from app.people import links
 from app.people import services as people
 from app.qrimage import render_png
 from app.sbp import cancelling, qrcodes
+from app.storefront import categories, photos
 from app.telegram import notify
 
 logger = logging.getLogger(__name__)
@@ -68,13 +70,19 @@ def catalog():
     key = _name_key(q)
     products = sorted((p for p in db.session.scalars(query) if key in _name_key(p.name)),
                       key=lambda p: (_name_key(p.name), p.id))
+    digests = photos.photo_digests(p.id for p in products)
     return render_template("admin/shop/catalog.html", products=products, q=q, show=show,
                            unit_label=unit_label, objects=PAYMENT_OBJECT_LABELS,
-                           action=ActionForm())
+                           action=ActionForm(), format_stock=format_stock,
+                           thumbs={pid: photos.photo_url(pid, thumb=True, digest=digest)
+                                   for pid, digest in digests.items()},
+                           category_names={c.id: c.name for c in categories.categories()})
 
 
 def _product_page(form: AdminProductForm, product: Product | None, status: int = 200):
-    return render_template("admin/shop/product_form.html", form=form, product=product), status
+    photo = photos.photo_url(product.id, thumb=True) if product is not None else None
+    return render_template("admin/shop/product_form.html", form=form, product=product,
+                           photo=photo), status
 
 
 def _product_or_404(product_id: int) -> Product:
@@ -97,9 +105,11 @@ def product_edit(product_id: int):
 
 
 def _product_edit(product: Product | None):
+    shelves = categories.categories()
     if request.method == "GET":
         form = AdminProductForm(formdata=None)
         form.fill_choices(product)
+        form.fill_storefront(shelves, product)
         if product is None:
             form.vat.data, form.measure.data, form.payment_object.data = (
                 "none", "piece", "commodity")
@@ -108,19 +118,31 @@ def _product_edit(product: Product | None):
         return _product_page(form, product)
     form = AdminProductForm()
     form.fill_choices(product)
+    form.fill_storefront(shelves)
     if not form.validate():  # the CSRF token
         return _product_page(form, product, 400)
     price = form.price_kopecks()
-    if price is None:
+    stock_ok, stock = form.stock_milli(form.measure.data or "")
+    if price is None or not stock_ok:
         return _product_page(form, product, 422)
+    values = {**form.values(price), **form.storefront_values()}
+    if form.stock_changed():
+        values["stock_milli"] = stock
     try:
+        # The photo is checked first: a refused photo leaves the product as it was.
+        upload = form.uploaded_photo()
+        prepared = photos.prepare_photo(upload) if upload is not None else None
         if product is None:
-            saved = catalog_services.create_product(**form.values(price))
+            saved = catalog_services.create_product(**values)
         else:
-            saved = catalog_services.update_product(product.id, **form.values(price))
+            saved = catalog_services.update_product(product.id, **values)
     except ValidationError as exc:
         form.show_refusal(exc)
         return _product_page(form, product, 422)
+    if prepared is not None:
+        photos.save_photo(saved.id, prepared)
+    elif form.remove_photo.data:
+        photos.delete_photo(saved.id)
     flash(_("Товар «%(name)s» сохранён", name=saved.name), "success")
     return redirect(url_for("admin.catalog", q=saved.name))
 

@@ -21,12 +21,17 @@ from app import audit
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal import check_line
-from app.models import OrderItem, Product
+from app.models import Category, OrderItem, Product
 from app.receipt_lines import MAX_NAME, MAX_PRICE_KOPECKS
 
 logger = logging.getLogger(__name__)
 
-FIELDS = ("name", "price_kopecks", "vat", "payment_object", "measure", "is_active")
+FIELDS = ("name", "price_kopecks", "vat", "payment_object", "measure", "is_active",
+          # The storefront's (set in the admin panel; app/storefront).
+          "is_published", "category_id", "description", "stock_milli")
+STOREFRONT_FIELDS = ("is_published", "category_id", "description", "stock_milli")
+MAX_DESCRIPTION = 500
+MAX_STOCK_MILLI = 10**15
 
 
 def _check(product: Product) -> None:
@@ -40,17 +45,37 @@ def _check(product: Product) -> None:
         raise ValidationError(_l("Цена должна быть больше нуля и не больше 42 949 673 ₽"),
                               code="invalid_amount")
     check_line(vat=product.vat, payment_object=product.payment_object, measure=product.measure)
+    _check_storefront(product)
+
+
+def _check_storefront(product: Product) -> None:
+    description = (product.description or "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationError(_l("Описание: не больше 500 символов"), code="invalid_description")
+    product.description = description or None
+    stock = product.stock_milli
+    if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int)
+                              or not 0 <= stock <= MAX_STOCK_MILLI):
+        raise ValidationError(_l("Остаток — число не меньше нуля"), code="invalid_stock")
+    if product.category_id is not None and db.session.get(Category, product.category_id) is None:
+        raise ValidationError(_l("Такой категории нет"), code="invalid_category")
+    product.is_published = bool(product.is_published)
 
 
 def create_product(*, name: str, price_kopecks: int, vat: str = "none",
-                   payment_object: str = "commodity", measure: str = "piece") -> Product:
-    """Add a product to the catalog and commit.
+                   payment_object: str = "commodity", measure: str = "piece",
+                   is_published: bool = False, category_id: int | None = None,
+                   description: str | None = None, stock_milli: int | None = None) -> Product:
+    """Add a product to the catalog and commit (the storefront's fields: published or not,
+    its category, description and stock in thousandths of the measure, None: not counted).
 
     :raises ValidationError: a bad name or price, or a VAT rate, payment object or measure
         that the configured register does not document; nothing is saved.
     """
     product = Product(name=name, price_kopecks=price_kopecks, vat=vat,
-                      payment_object=payment_object, measure=measure, is_active=True)
+                      payment_object=payment_object, measure=measure, is_active=True,
+                      is_published=is_published, category_id=category_id,
+                      description=description, stock_milli=stock_milli)
     _check(product)
     db.session.add(product)
     db.session.flush()

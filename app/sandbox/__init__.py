@@ -30,6 +30,8 @@ Sandbox only (no auth):
     POST /sandbox/qrs/<qrId>/pay                {"status": "SUCCESS"|"DECLINED", "amount"?}
     GET /sandbox/state, POST /sandbox/reset     (reset clears the registers and faults too)
     POST /sandbox/fiscal/faults, GET /sandbox/fiscal/state, GET /sandbox/fiscal/receipt
+NSPK (see app/sandbox/nspk_banks.py):
+    GET /proxyapp/c2bmembers.json               the SBP member bank apps; POST /sandbox/c2bmembers
 
 Sandbox assumptions where the bank is undocumented (see comments at each place):
 re-registering an unpaid ``order`` returns the same QR; ``crc`` is CRC-16/CCITT-FALSE;
@@ -118,13 +120,14 @@ def create_sandbox_app(settings: SandboxSettings) -> Flask:
     Babel(app, default_locale="ru")
     app.extensions[_EXTENSION_KEY] = Sandbox(settings)
 
-    from . import atol, bank_api, fiscal_control, fiscal_raif, payer
+    from . import atol, bank_api, fiscal_control, fiscal_raif, nspk_banks, payer
 
     app.register_blueprint(bank_api.bp)
     app.register_blueprint(payer.bp)
     app.register_blueprint(atol.bp)
     app.register_blueprint(fiscal_raif.bp)
     app.register_blueprint(fiscal_control.bp)
+    app.register_blueprint(nspk_banks.bp)
 
     @app.errorhandler(BankError)
     def _bank_error(exc: BankError) -> Response:

@@ -18,3 +18,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the storefront's blueprint and jobs (each part adds itself here)."""
+    from app.storefront import banks, photos
+
+    photos.init_app(app)  # GET /shop/photos/<product>-<digest>[-thumb].jpg
+    banks.init_app(app)   # job storefront.banks_refresh
