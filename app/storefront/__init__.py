@@ -18,3 +18,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the storefront's blueprint and jobs (each part adds itself here)."""
+    from app.storefront import notify
+
+    notify.init_app(app)
