@@ -104,7 +104,7 @@ def start(message: Message, bot: TeleBot) -> None:
     db.session.rollback()
     if cashier is not None:
         setup.set_chat_menu_button(bot, message.chat.id, till=True)
-    elif manager is None and shop_on:
+    elif manager is None:
         # Someone who was a cashier once keeps no till button of their own.
         setup.set_chat_menu_button(bot, message.chat.id, till=False)
     _reply(message, reply)

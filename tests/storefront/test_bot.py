@@ -50,7 +50,7 @@ def test_with_the_storefront_off_a_stranger_gets_the_way_to_ask_for_access(teleg
     (reply,) = telegram.messages(STRANGER)
     assert f"Ваш Telegram ID: {STRANGER}" in reply["text"]
     assert markup(reply) == [[{"text": "Запросить доступ", "callback_data": "access:ask"}]]
-    assert _menu_buttons(telegram.api, STRANGER) == []
+    assert _menu_buttons(telegram.api, STRANGER) == [{"type": "default"}]
 
 
 def test_with_the_storefront_on_a_stranger_gets_the_shop_and_staff_keep_the_till(telegram):
