@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
         journal,
         monitor,
         shop,
+        shop_orders,
         storefront,
     )
     from app.admin.blueprint import bp

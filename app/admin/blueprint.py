@@ -11,6 +11,7 @@ bp = Blueprint("admin", __name__)
 NAV = [
     ("admin.index", _l("Сводка")),
     ("admin.monitor", _l("Платежи")),
+    ("admin.shop_orders", _l("Заказы магазина")),
     ("admin.catalog", _l("Каталог")),
     ("admin.storefront", _l("Магазин")),
     ("admin.staff", _l("Сотрудники")),

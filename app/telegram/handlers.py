@@ -11,13 +11,22 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import CallbackQuery, Message, User
 
 from app.audit import Actor, act_as
-from app.errors import InvalidStateError
+from app.errors import InvalidStateError, KassaError
 from app.extensions import db
-from app.models import AccessRequest, AccessStatus, InvalidTransition, StaffMember
-from app.orders.services import cashier_orders_today
+from app.models import (
+    AccessRequest,
+    AccessStatus,
+    Fulfilment,
+    InvalidTransition,
+    Order,
+    ShopSettings,
+    StaffMember,
+)
+from app.models.storefront import SINGLETON
+from app.orders.services import PHONE, cashier_orders_today
 from app.people.links import START_PREFIX, link_telegram
 from app.people.services import active_cashier, active_manager, decide_access, request_access
-from app.telegram import messages, notify
+from app.telegram import messages, notify, setup
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +38,20 @@ def register(bot: TeleBot) -> None:
                                  pass_bot=True)
     bot.register_message_handler(today, commands=["today"], chat_types=["private"],
                                  pass_bot=True)
+    bot.register_message_handler(staff, commands=["staff"], chat_types=["private"],
+                                 pass_bot=True)
+    bot.register_message_handler(orders, commands=["orders"], chat_types=["private"],
+                                 pass_bot=True)
+    bot.register_message_handler(shared_contact, content_types=["contact"],
+                                 chat_types=["private"], pass_bot=True)
     bot.register_message_handler(unknown, chat_types=["private"], pass_bot=True)
     bot.register_callback_query_handler(
         ask_access, func=lambda call: call.data == messages.ASK_ACCESS, pass_bot=True)
+    bot.register_callback_query_handler(
+        orders_button, func=lambda call: call.data == messages.CUSTOMER_ORDERS, pass_bot=True)
+    bot.register_callback_query_handler(
+        fulfil, pass_bot=True,
+        func=lambda call: (call.data or "").startswith(f"{messages.FULFIL}:"))
     bot.register_callback_query_handler(
         decide, pass_bot=True,
         func=lambda call: (call.data or "").startswith((messages.APPROVE, messages.REFUSE)))
@@ -55,21 +75,81 @@ def _reply(message: Message, reply: messages.Reply | str) -> None:
 
 # -- commands ------------------------------------------------------------------------------
 
+def _shop_settings() -> ShopSettings | None:
+    """The storefront's settings as they are (read only: no row means the defaults)."""
+    return db.session.get(ShopSettings, SINGLETON)
+
+
 def start(message: Message, bot: TeleBot) -> None:
+    """/start: staff get the till as always (a cashier also gets the till as this chat's
+    menu button, whatever the default); anyone else gets the shop while the storefront
+    is on, else the way to ask for access."""
     user = message.from_user
     argument = util.extract_arguments(message.text or "") or ""
     if argument.startswith(START_PREFIX):
         _link_admin(message, bot, argument.removeprefix(START_PREFIX))
         return
     cashier = active_cashier(user.id)
+    manager = active_manager(user.id) if cashier is None else None
+    settings = _shop_settings()
+    shop_on = bool(settings and settings.storefront_enabled)
     if cashier is not None:
         reply = messages.start_cashier(cashier.name or user.first_name)
-    elif active_manager(user.id) is not None:
+    elif manager is not None:
         reply = messages.start_manager()
+    elif shop_on:
+        reply = messages.start_customer(settings.welcome_text)
     else:
         reply = messages.start_stranger(user.id)
     db.session.rollback()
+    if cashier is not None:
+        setup.set_chat_menu_button(bot, message.chat.id, till=True)
+    elif manager is None:
+        # Someone who was a cashier once keeps no till button of their own.
+        setup.set_chat_menu_button(bot, message.chat.id, till=False)
     _reply(message, reply)
+
+
+def staff(message: Message, bot: TeleBot) -> None:
+    """/staff: the way to ask for access to the till (what /start gives a stranger while
+    the storefront is off)."""
+    user = message.from_user
+    known = active_cashier(user.id) is not None or active_manager(user.id) is not None
+    db.session.rollback()
+    _reply(message, messages.staff_already() if known else messages.start_stranger(user.id))
+
+
+def _customer_orders_reply(telegram_id: int) -> messages.Reply:
+    from app.storefront.customers import customer_by_telegram_id, customer_orders
+
+    customer = customer_by_telegram_id(telegram_id)
+    found = customer_orders(customer.id, limit=messages.CUSTOMER_ORDERS_MAX) if customer else []
+    settings = _shop_settings()
+    reply = messages.customer_orders(found, shop_on=bool(settings and
+                                                         settings.storefront_enabled))
+    db.session.rollback()
+    return reply
+
+
+def orders(message: Message, bot: TeleBot) -> None:
+    """/orders: the customer's own storefront orders with their states."""
+    _reply(message, _customer_orders_reply(message.from_user.id))
+
+
+def shared_contact(message: Message, bot: TeleBot) -> None:
+    """A contact shared in the chat (Telegram's requestContact in the shop, or the
+    attachment menu): the sender's own number is kept on their customer row."""
+    from app.storefront.customers import remember_customer
+
+    user, contact = message.from_user, message.contact
+    phone = "+" + "".join(ch for ch in (contact.phone_number or "") if ch.isdigit())
+    if contact.user_id != user.id or not PHONE.match(phone):
+        _reply(message, messages.contact_not_yours())
+        return
+    customer = remember_customer(user.id, _name(user), user.username)
+    customer.phone = phone
+    db.session.commit()
+    _reply(message, messages.contact_saved(phone))
 
 
 def _link_admin(message: Message, bot: TeleBot, token: str) -> None:
@@ -163,6 +243,76 @@ def decide(call: CallbackQuery, bot: TeleBot) -> None:
     _edit(bot, call, text)
 
 
+def orders_button(call: CallbackQuery, bot: TeleBot) -> None:
+    """"Мои заказы" under the shop's welcome."""
+    _answer(bot, call, None)
+    chat_id = call.message.chat.id if call.message is not None else call.from_user.id
+    notify.fan_out(f"telegram.reply:callback-{call.id}", [chat_id],
+                   _customer_orders_reply(call.from_user.id))
+
+
+def _fulfil_data(data: str) -> tuple[int, str] | None:
+    parts = data.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]
+
+
+def fulfil(call: CallbackQuery, bot: TeleBot) -> None:
+    """A manager's step under a storefront order ("ff:<order>:<step>"): only an active
+    manager may press; a step taken already (a second press, another manager) changes
+    nothing and says so. Cancelling asks first, then refunds the whole order."""
+    from app.storefront import fulfilment
+
+    manager = active_manager(call.from_user.id)
+    parsed = _fulfil_data(call.data or "")
+    if manager is None or parsed is None:
+        db.session.rollback()
+        _answer(bot, call, messages.only_managers_orders() if manager is None else None,
+                alert=manager is None)
+        return
+    act_as(Actor("manager", manager.id, manager.name or _name(call.from_user), "telegram"))
+    order_id, step = parsed
+    order = db.session.get(Order, order_id)
+    if order is None:
+        db.session.rollback()
+        _answer(bot, call, messages.unknown_order(), alert=True)
+        return
+    if step in (messages.ASK_CANCEL, messages.SHOW):
+        asking = step == messages.ASK_CANCEL and Fulfilment.CANCELLED in \
+            fulfilment.next_steps(order)
+        markup = (messages.confirm_cancel_keyboard(order) if asking
+                  else messages.step_keyboard(order, fulfilment.next_steps(order)))
+        db.session.rollback()
+        _answer(bot, call, None)
+        _edit_markup(bot, call, markup)
+        return
+    try:
+        to = Fulfilment(step)
+    except ValueError:
+        db.session.rollback()
+        _answer(bot, call, None)
+        return
+    db.session.rollback()
+    try:
+        if to == Fulfilment.CANCELLED:
+            fulfilment.cancel_with_refund(order_id)
+        else:
+            fulfilment.advance(order_id, to)
+    except KassaError as exc:
+        db.session.rollback()
+        text = messages.step_already() if exc.code == "already" else exc.message
+        _answer(bot, call, str(text), alert=True)
+    else:
+        _answer(bot, call, messages.done())
+    # This manager's message shows where the order is now (the others' follow by a job).
+    from app.storefront.notify import manager_reply
+
+    reply = manager_reply(order_id)
+    db.session.rollback()
+    _edit(bot, call, reply.text, reply.markup)
+
+
 def stale_button(call: CallbackQuery, bot: TeleBot) -> None:
     """A button the bot no longer knows: answered, so the phone stops spinning."""
     _answer(bot, call, None)
@@ -179,14 +329,28 @@ def _answer(bot: TeleBot, call: CallbackQuery, text: str | None, *, alert: bool 
         logger.info("callback %s not answered: %s", call.id, exc.description)
 
 
-def _edit(bot: TeleBot, call: CallbackQuery, text: str) -> None:
+def _edit(bot: TeleBot, call: CallbackQuery, text: str, markup=None) -> None:
     """Replace the text (and buttons) of the message the button was under; the same text
     again ("message is not modified", a second press) is no error."""
     if call.message is None:
         return
     try:
-        bot.edit_message_text(text, call.message.chat.id, call.message.message_id)
+        bot.edit_message_text(text, call.message.chat.id, call.message.message_id,
+                              reply_markup=markup)
     except ApiTelegramException as exc:
         if exc.error_code != 400:
             raise
         logger.info("message %s not edited: %s", call.message.message_id, exc.description)
+
+
+def _edit_markup(bot: TeleBot, call: CallbackQuery, markup) -> None:
+    """Replace only the buttons under the message the button was under."""
+    if call.message is None:
+        return
+    try:
+        bot.edit_message_reply_markup(call.message.chat.id, call.message.message_id,
+                                      reply_markup=markup)
+    except ApiTelegramException as exc:
+        if exc.error_code != 400:
+            raise
+        logger.info("buttons of %s not edited: %s", call.message.message_id, exc.description)

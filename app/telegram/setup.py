@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 import requests
 from flask import current_app
 from flask_babel import gettext as _
-from telebot import apihelper
+from telebot import TeleBot, apihelper
 from telebot.apihelper import ApiTelegramException
-from telebot.types import BotCommand, MenuButtonWebApp, WebAppInfo
+from telebot.types import BotCommand, MenuButtonDefault, MenuButtonWebApp, WebAppInfo
 
 from app.errors import KassaError
 from app.telegram.bot import enqueue_update, get_bot, scrub
-from app.telegram.messages import miniapp_url
+from app.telegram.messages import miniapp_url, shop_url
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def webhook_url() -> str:
 
 
 def set_webhook(say: Callable[[str], None]) -> None:
-    """setWebhook, the chat's menu button (the Mini App) and the command list; `say` gets
-    one line per step done.
+    """setWebhook, the default menu button (the shop while the storefront is on, else the
+    till) and the command list; `say` gets one line per step done.
 
     :raises KassaError: no token, a bad PUBLIC_URL, or Telegram refused or cannot be reached.
     """
@@ -73,17 +73,46 @@ def set_webhook(say: Callable[[str], None]) -> None:
         bot.set_webhook(url=url, secret_token=current_app.config["TELEGRAM_WEBHOOK_SECRET"],
                         allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
     say(f"webhook set: {url}")
-    app_url = miniapp_url()
     with _step("setChatMenuButton"):
-        bot.set_chat_menu_button(menu_button=MenuButtonWebApp(
-            text=_("Касса"), web_app=WebAppInfo(app_url)))
-    say(f"menu button set: {_('Касса')} -> {app_url}")
-    commands = [BotCommand("start", _("Открыть кассу или запросить доступ")),
+        text, app_url = set_default_menu_button(bot)
+    say(f"menu button set: {text} -> {app_url}")
+    commands = [BotCommand("start", _("Открыть кассу или магазин")),
                 BotCommand("help", _("Что умеет бот")),
-                BotCommand("today", _("Мои заказы за сегодня"))]
+                BotCommand("today", _("Мои заказы за сегодня")),
+                BotCommand("orders", _("Мои покупки в магазине")),
+                BotCommand("staff", _("Запросить доступ к кассе"))]
     with _step("setMyCommands"):
         bot.set_my_commands(commands)
     say("commands set: " + ", ".join(f"/{c.command}" for c in commands))
+
+
+def set_default_menu_button(bot: TeleBot) -> tuple[str, str]:
+    """The menu button of every chat without one of its own: the shop while the storefront
+    is on, else the till.
+
+    :returns: the button's text and URL.
+    """
+    from app.extensions import db
+    from app.storefront.settings import storefront_enabled
+
+    shop_on = storefront_enabled()
+    db.session.rollback()
+    text, url = (_("Магазин"), shop_url()) if shop_on else (_("Касса"), miniapp_url())
+    bot.set_chat_menu_button(menu_button=MenuButtonWebApp(text=text, web_app=WebAppInfo(url)))
+    return text, url
+
+
+def set_chat_menu_button(bot: TeleBot, chat_id: int, *, till: bool) -> None:
+    """One chat's own menu button: the till (a cashier's, whatever the default), or back
+    to the default. A chat Telegram does not know (400) is logged, not retried."""
+    button = (MenuButtonWebApp(text=_("Касса"), web_app=WebAppInfo(miniapp_url())) if till
+              else MenuButtonDefault(type="default"))
+    try:
+        bot.set_chat_menu_button(chat_id=chat_id, menu_button=button)
+    except ApiTelegramException as exc:
+        if exc.error_code != 400:
+            raise
+        logger.info("menu button of chat %s not set: %s", chat_id, exc.description)
 
 
 def poll(say: Callable[[str], None], *, delete_webhook: bool = False,

@@ -143,10 +143,10 @@ def test_each_app_has_its_own_registry(app, make_app):
     assert "test.telegram" not in jobs.registry(other).handlers
     with other.app_context():
         assert jobs.publish("payment.paid", {"payment_id": 5}, key="pay-5") == [
-            "fiscal.sell", "constructor.paid"]
+            "fiscal.sell", "constructor.paid", "storefront.stock"]
         db.session.rollback()
     assert jobs.publish("payment.paid", {"payment_id": 5}, key="pay-5") == [
-        "fiscal.sell", "constructor.paid", "test.telegram"]
+        "fiscal.sell", "constructor.paid", "storefront.stock", "test.telegram"]
     db.session.execute(sa.delete(Job).where(Job.name != "test.telegram"))
     db.session.commit()
     assert Worker(app, worker_id="w").run_once() == 1

@@ -15,7 +15,7 @@ def test_set_webhook_points_telegram_at_kassa_with_the_secret_and_the_till_butto
     assert result.output.splitlines() == [
         f"webhook set: {PUBLIC_URL}/telegram/webhook",
         f"menu button set: Касса -> {PUBLIC_URL}/miniapp/",
-        "commands set: /start, /help, /today",
+        "commands set: /start, /help, /today, /orders, /staff",
     ]
     (webhook,) = fakebot.sent("setWebhook")
     assert webhook["url"] == f"{PUBLIC_URL}/telegram/webhook"
@@ -25,8 +25,8 @@ def test_set_webhook_points_telegram_at_kassa_with_the_secret_and_the_till_butto
     assert json.loads(menu["menu_button"]) == {
         "type": "web_app", "text": "Касса", "web_app": {"url": f"{PUBLIC_URL}/miniapp/"}}
     (commands,) = fakebot.sent("setMyCommands")
-    assert [c["command"] for c in json.loads(commands["commands"])] == ["start", "help",
-                                                                         "today"]
+    assert [c["command"] for c in json.loads(commands["commands"])] == [
+        "start", "help", "today", "orders", "staff"]
 
 
 def test_set_webhook_refused_by_telegram_is_one_line(telegram, fakebot):

@@ -1,0 +1,263 @@
+"""The storefront's messages and its other consequences of events, as jobs.
+
+- payment.paid -> `storefront.stock` (any channel, bot or not): the order's product lines
+  taken off the stock once (stock.py);
+- payment.paid -> `storefront.paid` (a storefront order): the customer gets the order, its
+  sum, delivery and the receipt link; each active manager gets the order with the customer's
+  contact, lines, delivery and the buttons for the next step (`storefront.manager_message`);
+- order.fulfilment -> `storefront.fulfilment`: the customer hears of the step, and every
+  manager's message of the order is edited to where it is now (`storefront.manager_edit`);
+- refund.completed -> `storefront.refunded`: the customer of a storefront order is told,
+  with the refund receipt once it is written;
+- storefront.switched -> `storefront.menu_button`: the bot's default menu button follows
+  the switch.
+
+One message per event and person: every job is keyed by its event and chat (as
+app/telegram/notify.py does). A manager's message is sent by its own job, which keeps the
+message id Telegram gave it in the job's payload, so that later steps can edit it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Flask
+from telebot.apihelper import ApiTelegramException
+
+from app import jobs
+from app.extensions import db
+from app.fiscal.views import receipt_of, receipt_url, sale_receipt_or_wait
+from app.jobs import RetryJob, enqueue
+from app.models import (
+    Customer,
+    Fulfilment,
+    Job,
+    JobStatus,
+    Order,
+    OrderChannel,
+    Payment,
+    ReceiptStatus,
+    Refund,
+    ShopSettings,
+)
+from app.models.storefront import SINGLETON
+from app.people.services import managers
+from app.storefront import fulfilment
+from app.storefront.stock import take_stock
+from app.telegram import messages
+from app.telegram.bot import BotOff, get_bot, telegram_errors
+from app.telegram.messages import Reply
+from app.telegram.notify import fan_out
+
+logger = logging.getLogger(__name__)
+
+STOCK_JOB = "storefront.stock"
+PAID_JOB = "storefront.paid"
+FULFILMENT_JOB = "storefront.fulfilment"
+REFUNDED_JOB = "storefront.refunded"
+MENU_JOB = "storefront.menu_button"
+MANAGER_MESSAGE_JOB = "storefront.manager_message"
+MANAGER_EDIT_JOB = "storefront.manager_edit"
+# How long an edit waits for its message while that is being sent.
+EDIT_WAIT_SECONDS = 1.0
+
+
+def init_app(app: Flask) -> None:
+    """The stock job always; the messages and the menu button while the bot is on (the
+    handlers always, so jobs left from before still find theirs)."""
+    registry = jobs.registry(app)
+    registry.subscribe("payment.paid", STOCK_JOB, stock)
+    for name, fn in ((PAID_JOB, paid), (FULFILMENT_JOB, fulfilment_step),
+                     (REFUNDED_JOB, refunded), (MENU_JOB, menu_button),
+                     (MANAGER_MESSAGE_JOB, manager_message), (MANAGER_EDIT_JOB, manager_edit)):
+        registry.handler(name, fn)
+    if app.config.get("TELEGRAM_BOT_TOKEN"):
+        registry.subscribe("payment.paid", PAID_JOB)
+        registry.subscribe(fulfilment.EVENT, FULFILMENT_JOB)
+        registry.subscribe("refund.completed", REFUNDED_JOB)
+        registry.subscribe("storefront.switched", MENU_JOB)
+
+
+def _pickup_address() -> str | None:
+    settings = db.session.get(ShopSettings, SINGLETON)
+    return settings.pickup_address if settings is not None else None
+
+
+def _storefront_order(order: Order | None) -> bool:
+    return order is not None and order.channel == OrderChannel.STOREFRONT
+
+
+def manager_reply(order_id: int) -> Reply:
+    """A manager's message of the order as it is now, with the buttons for what is next."""
+    order = db.session.get(Order, order_id)
+    customer = db.session.get(Customer, order.customer_id) if order.customer_id else None
+    return messages.manager_order(order, customer, fulfilment.next_steps(order),
+                                  _pickup_address())
+
+
+# -- event jobs ----------------------------------------------------------------------------
+
+def stock(payload: dict) -> None:
+    """Job `storefront.stock` (payment.paid): the paid order's lines off the stock, once."""
+    payment = db.session.get(Payment, payload["payment_id"])
+    order_id = payment.order_id if payment is not None else None
+    db.session.rollback()
+    if order_id is not None:
+        take_stock(order_id)
+
+
+def paid(payload: dict) -> None:
+    """Job `storefront.paid` (payment.paid): a storefront order's customer and managers are
+    told, once per order (a second payment accepted for it tells nobody again)."""
+    payment = db.session.get(Payment, payload["payment_id"])
+    order = payment.order if payment is not None else None
+    if not _storefront_order(order):
+        db.session.rollback()
+        return
+    customer = db.session.get(Customer, order.customer_id) if order.customer_id else None
+    receipt = sale_receipt_or_wait(payment)
+    link = receipt_url(receipt) if receipt and receipt.status != ReceiptStatus.FAILED else None
+    if customer is not None:
+        fan_out(f"{PAID_JOB}:order-{order.id}", [customer.telegram_id],
+                Reply(messages.customer_paid(order, link, _pickup_address())))
+    for manager in managers():
+        key = f"{MANAGER_MESSAGE_JOB}:order-{order.id}:{manager.telegram_id}"
+        enqueue(MANAGER_MESSAGE_JOB, {"order_id": order.id, "chat_id": manager.telegram_id,
+                                      "key": key}, key=key)
+    db.session.commit()
+
+
+def fulfilment_step(payload: dict) -> None:
+    """Job `storefront.fulfilment` (order.fulfilment): the customer hears of the step; each
+    manager's message of the order is edited to where the order is now."""
+    order = db.session.get(Order, payload["order_id"])
+    if not _storefront_order(order):
+        db.session.rollback()
+        return
+    to = Fulfilment(payload["to"])
+    customer = db.session.get(Customer, order.customer_id) if order.customer_id else None
+    text = messages.customer_step(order, to, _pickup_address())
+    if customer is not None and text:
+        fan_out(f"{FULFILMENT_JOB}:order-{order.id}-{to.value}", [customer.telegram_id],
+                Reply(text))
+    sent = db.session.scalars(sa.select(Job).where(
+        Job.name == MANAGER_MESSAGE_JOB,
+        Job.key.like(f"{MANAGER_MESSAGE_JOB}:order-{order.id}:%")).order_by(Job.id))
+    for job in sent:
+        chat_id = job.payload["chat_id"]
+        enqueue(MANAGER_EDIT_JOB, {"order_id": order.id, "chat_id": chat_id,
+                                   "message_key": job.key},
+                key=f"{MANAGER_EDIT_JOB}:order-{order.id}-{to.value}:{chat_id}")
+    db.session.commit()
+
+
+def refunded(payload: dict) -> None:
+    """Job `storefront.refunded` (refund.completed): a storefront order's customer is told,
+    with the refund receipt's link once it is written (as for the sale)."""
+    refund = db.session.get(Refund, payload["refund_id"])
+    order = refund.payment.order if refund is not None else None
+    if not _storefront_order(order) or order.customer_id is None:
+        db.session.rollback()
+        return
+    customer = db.session.get(Customer, order.customer_id)
+    receipt = _refund_receipt_or_wait(refund)
+    link = receipt_url(receipt) if receipt and receipt.status != ReceiptStatus.FAILED else None
+    fan_out(f"{REFUNDED_JOB}:refund-{refund.id}", [customer.telegram_id],
+            Reply(messages.customer_refunded(order, refund, link)))
+
+
+def _refund_receipt_or_wait(refund: Refund):
+    from app.fiscal import fiscal_enabled
+    from app.fiscal.views import RECEIPT_POLL_SECONDS, RECEIPT_WAIT
+    from app.models import utcnow
+
+    if not fiscal_enabled():
+        return None
+    receipt = receipt_of(refund.payment_id, refund.id)
+    if receipt is None and utcnow() - (refund.completed_at or refund.updated_at) < RECEIPT_WAIT:
+        db.session.rollback()
+        raise RetryJob(RECEIPT_POLL_SECONDS, f"refund {refund.id}: no refund receipt yet")
+    return receipt
+
+
+def menu_button(payload: dict) -> None:
+    """Job `storefront.menu_button` (storefront.switched): the default menu button as the
+    switch is now (so two switches in a row end where the switch is)."""
+    from app.telegram.setup import set_default_menu_button
+
+    try:
+        bot = get_bot()
+    except BotOff:
+        return
+    with telegram_errors("default menu button"):
+        set_default_menu_button(bot)
+
+
+# -- the managers' messages ----------------------------------------------------------------
+
+def _given_up(exc: ApiTelegramException) -> bool:
+    description = (exc.description or "").lower()
+    return exc.error_code == 403 or (exc.error_code == 400 and "chat not found" in description)
+
+
+def manager_message(payload: dict) -> None:
+    """Job `storefront.manager_message`: the order to one manager, as it is when sent; the
+    message id is kept in this job's payload for the edits of later steps."""
+    chat_id = payload["chat_id"]
+    try:
+        bot = get_bot()
+    except BotOff:
+        logger.warning("order message to %s dropped: the bot is off", chat_id)
+        return
+    reply = manager_reply(payload["order_id"])
+    db.session.rollback()
+    try:
+        with telegram_errors(f"order message to {chat_id}"):
+            sent = bot.send_message(chat_id, reply.text, reply_markup=reply.markup)
+    except ApiTelegramException as exc:
+        if _given_up(exc):
+            logger.warning("order message to %s not delivered (%s %s); given up", chat_id,
+                           exc.error_code, exc.description)
+            return
+        raise
+    job = db.session.scalars(sa.select(Job).where(Job.key == payload["key"])).first()
+    if job is not None:
+        job.payload = {**job.payload, "message_id": sent.message_id}
+        db.session.commit()
+
+
+def manager_edit(payload: dict) -> None:
+    """Job `storefront.manager_edit`: one manager's message of the order edited to where
+    the order is now. A message not sent yet will show it when sent; one being sent is
+    waited for; a message Telegram will not edit any more is left as it is."""
+    job = db.session.scalars(sa.select(Job).where(Job.key == payload["message_key"])).first()
+    if job is None or job.status == JobStatus.QUEUED:
+        db.session.rollback()
+        return
+    if job.status == JobStatus.RUNNING:
+        db.session.rollback()
+        raise RetryJob(EDIT_WAIT_SECONDS, "the order's message is being sent")
+    message_id = job.payload.get("message_id")
+    if message_id is None:
+        db.session.rollback()
+        return  # never delivered
+    reply = manager_reply(payload["order_id"])
+    db.session.rollback()
+    try:
+        bot = get_bot()
+    except BotOff:
+        return
+    chat_id = payload["chat_id"]
+    try:
+        with telegram_errors(f"order message {message_id} in {chat_id}"):
+            bot.edit_message_text(reply.text, chat_id, message_id, reply_markup=reply.markup)
+    except ApiTelegramException as exc:
+        if exc.error_code in (400, 403):  # not modified, too old, deleted, blocked
+            logger.info("order message %s in %s not edited: %s", message_id, chat_id,
+                        exc.description)
+            return
+        raise
+
+
+
