@@ -9,7 +9,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.jobs import RetryJob
-from app.models import Payment, Receipt, ReceiptKind, utcnow
+from app.models import Payment, Receipt, ReceiptKind, Refund, utcnow
 from app.money import to_string
 
 
@@ -59,9 +59,20 @@ def receipt_of(payment_id: int, refund_id: int = 0) -> Receipt | None:
 
 
 def sale_receipt_or_wait(payment: Payment) -> Receipt | None:
-    """The payment's sale receipt for a job that announces the sale. While the register is
-    on and the receipt is not written yet (for up to RECEIPT_WAIT after the payment), the job
-    is asked to run again shortly.
+    """The payment's sale receipt for a job that announces the sale (see receipt_or_wait)."""
+    return receipt_or_wait(payment.id, since=payment.updated_at)
+
+
+def refund_receipt_or_wait(refund: Refund) -> Receipt | None:
+    """The refund's receipt for a job that announces the refund (see receipt_or_wait)."""
+    return receipt_or_wait(refund.payment_id, refund.id,
+                           since=refund.completed_at or refund.updated_at)
+
+
+def receipt_or_wait(payment_id: int, refund_id: int = 0, *, since) -> Receipt | None:
+    """The receipt for a job that announces a sale or a refund. While the register is on and
+    the receipt is not written yet (for up to RECEIPT_WAIT after `since`), the job is asked to
+    run again shortly.
 
     :raises RetryJob: not written yet; ask again in RECEIPT_POLL_SECONDS.
     """
@@ -69,8 +80,9 @@ def sale_receipt_or_wait(payment: Payment) -> Receipt | None:
 
     if not fiscal_enabled():
         return None
-    receipt = receipt_of(payment.id)
-    if receipt is None and utcnow() - payment.updated_at < RECEIPT_WAIT:
+    receipt = receipt_of(payment_id, refund_id)
+    if receipt is None and utcnow() - since < RECEIPT_WAIT:
         db.session.rollback()
-        raise RetryJob(RECEIPT_POLL_SECONDS, f"payment {payment.id}: no sale receipt yet")
+        what = f"refund {refund_id}" if refund_id else f"payment {payment_id}"
+        raise RetryJob(RECEIPT_POLL_SECONDS, f"{what}: no receipt yet")
     return receipt

@@ -44,6 +44,7 @@ from app.models.storefront import (
     Customer,
     Delivery,
     Fulfilment,
+    ManagerMessage,
     ProductPhoto,
     ShopSettings,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "LoginThrottle",
+    "ManagerMessage",
     "Order",
     "OrderChannel",
     "OrderItem",

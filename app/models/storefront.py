@@ -90,6 +90,19 @@ class BankDirectory(TimestampMixin, db.Model):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ManagerMessage(TimestampMixin, db.Model):
+    """The message a manager got about a storefront order, edited as the order moves on."""
+
+    __tablename__ = "order_manager_messages"
+    __table_args__ = (sa.UniqueConstraint("order_id", "chat_id",
+                                          name="uq_order_manager_messages_order_chat"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(sa.BigInteger)
+    message_id: Mapped[int] = mapped_column(sa.BigInteger)
+
+
 class Delivery(enum.Enum):
     PICKUP = "pickup"
     DELIVERY = "delivery"

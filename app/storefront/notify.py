@@ -14,7 +14,7 @@
 
 One message per event and person: every job is keyed by its event and chat (as
 app/telegram/notify.py does). A manager's message is sent by its own job, which keeps the
-message id Telegram gave it in the job's payload, so that later steps can edit it.
+message id Telegram gave it (ManagerMessage), so that later steps can edit it.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from telebot.apihelper import ApiTelegramException
 
 from app import jobs
 from app.extensions import db
-from app.fiscal.views import receipt_of, receipt_url, sale_receipt_or_wait
+from app.fiscal.views import receipt_url, refund_receipt_or_wait, sale_receipt_or_wait
 from app.jobs import RetryJob, enqueue
 from app.models import (
     Customer,
     Fulfilment,
     Job,
     JobStatus,
+    ManagerMessage,
     Order,
     OrderChannel,
     Payment,
@@ -122,9 +123,8 @@ def paid(payload: dict) -> None:
         fan_out(f"{PAID_JOB}:order-{order.id}", [customer.telegram_id],
                 Reply(messages.customer_paid(order, link, _pickup_address())))
     for manager in managers():
-        key = f"{MANAGER_MESSAGE_JOB}:order-{order.id}:{manager.telegram_id}"
-        enqueue(MANAGER_MESSAGE_JOB, {"order_id": order.id, "chat_id": manager.telegram_id,
-                                      "key": key}, key=key)
+        enqueue(MANAGER_MESSAGE_JOB, {"order_id": order.id, "chat_id": manager.telegram_id},
+                key=_message_job_key(order.id, manager.telegram_id))
     db.session.commit()
 
 
@@ -141,13 +141,15 @@ def fulfilment_step(payload: dict) -> None:
     if customer is not None and text:
         fan_out(f"{FULFILMENT_JOB}:order-{order.id}-{to.value}", [customer.telegram_id],
                 Reply(text))
-    sent = db.session.scalars(sa.select(Job).where(
-        Job.name == MANAGER_MESSAGE_JOB,
-        Job.key.like(f"{MANAGER_MESSAGE_JOB}:order-{order.id}:%")).order_by(Job.id))
-    for job in sent:
-        chat_id = job.payload["chat_id"]
-        enqueue(MANAGER_EDIT_JOB, {"order_id": order.id, "chat_id": chat_id,
-                                   "message_key": job.key},
+    # The managers who got the order's message, and those whose message is on its way
+    # (it may have been drawn before this step: its edit waits for it).
+    told = set(db.session.scalars(sa.select(ManagerMessage.chat_id)
+                                  .where(ManagerMessage.order_id == order.id)))
+    on_the_way = {job.payload["chat_id"] for job in db.session.scalars(sa.select(Job).where(
+        Job.name == MANAGER_MESSAGE_JOB, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+        Job.key.like(f"{MANAGER_MESSAGE_JOB}:order-{order.id}:%")))}
+    for chat_id in sorted(told | on_the_way):
+        enqueue(MANAGER_EDIT_JOB, {"order_id": order.id, "chat_id": chat_id},
                 key=f"{MANAGER_EDIT_JOB}:order-{order.id}-{to.value}:{chat_id}")
     db.session.commit()
 
@@ -161,24 +163,10 @@ def refunded(payload: dict) -> None:
         db.session.rollback()
         return
     customer = db.session.get(Customer, order.customer_id)
-    receipt = _refund_receipt_or_wait(refund)
+    receipt = refund_receipt_or_wait(refund)
     link = receipt_url(receipt) if receipt and receipt.status != ReceiptStatus.FAILED else None
     fan_out(f"{REFUNDED_JOB}:refund-{refund.id}", [customer.telegram_id],
             Reply(messages.customer_refunded(order, refund, link)))
-
-
-def _refund_receipt_or_wait(refund: Refund):
-    from app.fiscal import fiscal_enabled
-    from app.fiscal.views import RECEIPT_POLL_SECONDS, RECEIPT_WAIT
-    from app.models import utcnow
-
-    if not fiscal_enabled():
-        return None
-    receipt = receipt_of(refund.payment_id, refund.id)
-    if receipt is None and utcnow() - (refund.completed_at or refund.updated_at) < RECEIPT_WAIT:
-        db.session.rollback()
-        raise RetryJob(RECEIPT_POLL_SECONDS, f"refund {refund.id}: no refund receipt yet")
-    return receipt
 
 
 def menu_button(payload: dict) -> None:
@@ -203,7 +191,7 @@ def _given_up(exc: ApiTelegramException) -> bool:
 
 def manager_message(payload: dict) -> None:
     """Job `storefront.manager_message`: the order to one manager, as it is when sent; the
-    message id is kept in this job's payload for the edits of later steps."""
+    message's id is kept (ManagerMessage) for the edits of later steps."""
     chat_id = payload["chat_id"]
     try:
         bot = get_bot()
@@ -221,26 +209,28 @@ def manager_message(payload: dict) -> None:
                            exc.error_code, exc.description)
             return
         raise
-    job = db.session.scalars(sa.select(Job).where(Job.key == payload["key"])).first()
-    if job is not None:
-        job.payload = {**job.payload, "message_id": sent.message_id}
-        db.session.commit()
+    db.session.add(ManagerMessage(order_id=payload["order_id"], chat_id=chat_id,
+                                  message_id=sent.message_id))
+    db.session.commit()
+
+
+def _message_job_key(order_id: int, chat_id: int) -> str:
+    return f"{MANAGER_MESSAGE_JOB}:order-{order_id}:{chat_id}"
 
 
 def manager_edit(payload: dict) -> None:
     """Job `storefront.manager_edit`: one manager's message of the order edited to where
     the order is now. A message not sent yet will show it when sent; one being sent is
     waited for; a message Telegram will not edit any more is left as it is."""
-    job = db.session.scalars(sa.select(Job).where(Job.key == payload["message_key"])).first()
-    if job is None or job.status == JobStatus.QUEUED:
-        db.session.rollback()
-        return
-    if job.status == JobStatus.RUNNING:
-        db.session.rollback()
-        raise RetryJob(EDIT_WAIT_SECONDS, "the order's message is being sent")
-    message_id = job.payload.get("message_id")
+    order_id, chat_id = payload["order_id"], payload["chat_id"]
+    message_id = db.session.scalar(sa.select(ManagerMessage.message_id).where(
+        ManagerMessage.order_id == order_id, ManagerMessage.chat_id == chat_id))
     if message_id is None:
+        job = db.session.scalars(sa.select(Job).where(
+            Job.key == _message_job_key(order_id, chat_id))).first()
         db.session.rollback()
+        if job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            raise RetryJob(EDIT_WAIT_SECONDS, "the order's message is not sent yet")
         return  # never delivered
     reply = manager_reply(payload["order_id"])
     db.session.rollback()
@@ -248,7 +238,6 @@ def manager_edit(payload: dict) -> None:
         bot = get_bot()
     except BotOff:
         return
-    chat_id = payload["chat_id"]
     try:
         with telegram_errors(f"order message {message_id} in {chat_id}"):
             bot.edit_message_text(reply.text, chat_id, message_id, reply_markup=reply.markup)

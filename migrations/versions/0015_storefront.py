@@ -76,6 +76,17 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_product_photos')),
     sa.UniqueConstraint('product_id', name=op.f('uq_product_photos_product_id'))
     )
+    op.create_table('order_manager_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('chat_id', sa.BigInteger(), nullable=False),
+    sa.Column('message_id', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_manager_messages_order_id_orders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_order_manager_messages')),
+    sa.UniqueConstraint('order_id', 'chat_id', name='uq_order_manager_messages_order_chat')
+    )
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('customer_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('delivery', sa.Enum('pickup', 'delivery', name='delivery_method', native_enum=False, create_constraint=True, length=24), nullable=True))
@@ -125,6 +136,7 @@ def downgrade():
         batch_op.drop_column('delivery')
         batch_op.drop_column('customer_id')
 
+    op.drop_table('order_manager_messages')
     op.drop_table('product_photos')
     op.drop_table('shop_settings')
     op.drop_table('customers')
