@@ -35,6 +35,16 @@ def remember_customer(telegram_id: int, name: str | None = None,
     return found
 
 
+def save_phone(telegram_id: int, phone: str, *, name: str | None = None,
+               username: str | None = None) -> Customer:
+    """Keep the phone a customer shared (their own, as Telegram says) for the next order's
+    receipt; commit."""
+    customer = remember_customer(telegram_id, name, username)
+    customer.phone = phone
+    db.session.commit()
+    return customer
+
+
 def customer_orders(customer_id: int, *, limit: int = 20) -> list[Order]:
     """A customer's storefront orders, newest first."""
     return list(db.session.scalars(

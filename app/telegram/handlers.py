@@ -139,16 +139,14 @@ def orders(message: Message, bot: TeleBot) -> None:
 def shared_contact(message: Message, bot: TeleBot) -> None:
     """A contact shared in the chat (Telegram's requestContact in the shop, or the
     attachment menu): the sender's own number is kept on their customer row."""
-    from app.storefront.customers import remember_customer
+    from app.storefront.customers import save_phone
 
     user, contact = message.from_user, message.contact
     phone = "+" + "".join(ch for ch in (contact.phone_number or "") if ch.isdigit())
     if contact.user_id != user.id or not PHONE.match(phone):
         _reply(message, messages.contact_not_yours())
         return
-    customer = remember_customer(user.id, _name(user), user.username)
-    customer.phone = phone
-    db.session.commit()
+    save_phone(user.id, phone, name=_name(user), username=user.username)
     _reply(message, messages.contact_saved(phone))
 
 
