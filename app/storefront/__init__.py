@@ -18,3 +18,5 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the storefront's blueprint and jobs (each part adds itself here)."""
+    from app.storefront.views import init_app as init_shop_web  # the customer's Mini App
+    init_shop_web(app)
