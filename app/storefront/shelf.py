@@ -3,6 +3,7 @@ their stock and photos (read only)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import sqlalchemy as sa
@@ -58,11 +59,20 @@ def sold_out(product: Product) -> bool:
     return product.stock_milli < (UNIT if product.measure == PIECE else 1)
 
 
-def photo_url(product: Product, *, thumb: bool = False) -> str | None:
-    """The product's photo URL (app.storefront.photos), or None: no photo, or that part of
-    the storefront is not installed."""
+@functools.cache
+def _photo_service():
+    """app.storefront.photos.photo_url, or None while that module is not installed."""
     try:
         from app.storefront.photos import photo_url as url_of
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "app.storefront.photos":
+            raise
+        logger.info("storefront: no photo service, products are shown without photos")
         return None
-    return url_of(product, thumb=thumb)
+    return url_of
+
+
+def photo_url(product: Product, *, thumb: bool = False) -> str | None:
+    """The product's photo URL, or None: no photo, or no photo service."""
+    url_of = _photo_service()
+    return url_of(product, thumb=thumb) if url_of is not None else None

@@ -76,3 +76,12 @@ def test_photos_come_from_the_photo_service_when_there_is_one(shop, monkeypatch)
     screen = Customer(shop, OLGA).get("/catalog")
     tea = screen.testid("product")[2]
     assert tea.one("img").attrs["src"] == f"/shop/photos/{shop.products['tea']}-abc-thumb.jpg"
+
+
+def test_without_a_photo_a_product_shows_its_initial(shop, monkeypatch):
+    from app.storefront import shelf
+
+    monkeypatch.setattr(shelf, "_photo_service", lambda: None)
+    tea = Customer(shop, OLGA).get("/catalog").testid("product")[2]
+    assert not tea.all("img")
+    assert tea.one(class_="pic none").text == "Ч"
