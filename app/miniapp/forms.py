@@ -11,28 +11,10 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 
-from app.formatting import VAT_LABELS
+from app.formatting import MEASURE_LABELS, VAT_LABELS, unit_label  # noqa: F401 - re-exported
 from app.money import MoneyError, format_rubles, parse_rubles
 from app.receipt_lines import MEASURES, PAYMENT_OBJECTS, VAT_RATES
 
-# Measures: the label of the select and the short unit of prices ("220,00 ₽ / кг").
-MEASURE_LABELS = {
-    "piece": (_l("Штука"), _l("шт")), "gram": (_l("Грамм"), _l("г")),
-    "kilogram": (_l("Килограмм"), _l("кг")), "ton": (_l("Тонна"), _l("т")),
-    "centimeter": (_l("Сантиметр"), _l("см")), "decimeter": (_l("Дециметр"), _l("дм")),
-    "meter": (_l("Метр"), _l("м")),
-    "square_centimeter": (_l("Квадратный сантиметр"), _l("см²")),
-    "square_decimeter": (_l("Квадратный дециметр"), _l("дм²")),
-    "square_meter": (_l("Квадратный метр"), _l("м²")),
-    "milliliter": (_l("Миллилитр"), _l("мл")), "liter": (_l("Литр"), _l("л")),
-    "cubic_meter": (_l("Кубический метр"), _l("м³")),
-    "kilowatt_hour": (_l("Киловатт-час"), _l("кВт·ч")),
-    "gigacalorie": (_l("Гигакалория"), _l("Гкал")), "day": (_l("Сутки"), _l("сут")),
-    "hour": (_l("Час"), _l("ч")), "minute": (_l("Минута"), _l("мин")),
-    "second": (_l("Секунда"), _l("с")), "kilobyte": (_l("Килобайт"), _l("КБ")),
-    "megabyte": (_l("Мегабайт"), _l("МБ")), "gigabyte": (_l("Гигабайт"), _l("ГБ")),
-    "terabyte": (_l("Терабайт"), _l("ТБ")), "other": (_l("Другая единица"), _l("ед.")),
-}
 PAYMENT_OBJECT_LABELS = {
     "commodity": _l("Товар"), "excise": _l("Подакцизный товар"), "job": _l("Работа"),
     "service": _l("Услуга"), "payment": _l("Платёж"), "another": _l("Иной предмет расчёта"),
@@ -44,10 +26,6 @@ FIELD_OF_CODE = {
     "unsupported_payment_object": "payment_object", "invalid_measure": "measure",
     "unsupported_measure": "measure",
 }
-
-
-def unit_label(measure: str) -> str:
-    return str(MEASURE_LABELS.get(measure, (measure, measure))[1])
 
 
 def _documented(names, attribute: str, current: str | None) -> list[str]:

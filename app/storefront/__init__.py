@@ -18,8 +18,9 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the storefront's blueprint and jobs (each part adds itself here)."""
-    from app.storefront import banks, notify, photos
+    from app.storefront import banks, notify, photos, views
 
+    views.init_app(app)   # the customer's Mini App at /shop/
     photos.init_app(app)  # GET /shop/photos/<product>-<digest>[-thumb].jpg
     banks.init_app(app)   # job storefront.banks_refresh
     notify.init_app(app)  # the customers' and managers' messages, stock, the menu button

@@ -41,10 +41,11 @@ class SignInRefused(Exception):
         return str(MESSAGES[self.code] % {"id": self.telegram_id})
 
 
-def cashier_from_header(authorization: str | None) -> StaffMember:
-    """The active cashier the request's `Authorization: tma <initData>` header names.
+def init_data_from_header(authorization: str | None) -> initdata.InitData:
+    """The Telegram user the request's `Authorization: tma <initData>` header names, checked
+    against our bot token and TELEGRAM_INIT_DATA_MAX_AGE (the till and the storefront).
 
-    :raises SignInRefused: no or bad initData, or the Telegram user is not an active cashier.
+    :raises SignInRefused: no bot token, or no, bad or stale initData.
     """
     config = current_app.config
     token = config.get("TELEGRAM_BOT_TOKEN")
@@ -54,11 +55,19 @@ def cashier_from_header(authorization: str | None) -> StaffMember:
     if scheme.lower() != SCHEME:
         raise SignInRefused(initdata.MISSING)
     try:
-        data = initdata.parse_init_data(
+        return initdata.parse_init_data(
             raw.strip(), bot_token=token,
             max_age_seconds=config["TELEGRAM_INIT_DATA_MAX_AGE"])
     except initdata.InitDataError as exc:
         raise SignInRefused(exc.code) from exc
+
+
+def cashier_from_header(authorization: str | None) -> StaffMember:
+    """The active cashier the request's `Authorization: tma <initData>` header names.
+
+    :raises SignInRefused: no or bad initData, or the Telegram user is not an active cashier.
+    """
+    data = init_data_from_header(authorization)
     cashier = active_cashier(data.user_id)
     if cashier is None:
         raise SignInRefused("not_cashier", data.user_id)

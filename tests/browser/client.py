@@ -72,11 +72,13 @@ def init_data(telegram_id: int = CASHIER_TELEGRAM_ID, *, bot_token: str = BOT_TO
 
 
 def launch_url(web_url: str, telegram_id: int = CASHIER_TELEGRAM_ID, *, theme: str = "light",
-               bot_token: str = BOT_TOKEN, auth_date: float | None = None) -> str:
-    """`<web>/miniapp/#tgWebAppData=...`: the URL a Telegram Android client opens."""
+               bot_token: str = BOT_TOKEN, auth_date: float | None = None,
+               path: str = "/miniapp/") -> str:
+    """`<web>/miniapp/#tgWebAppData=...` (or another Mini App's `path`, the shop's
+    "/shop/"): the URL a Telegram Android client opens."""
     raw = init_data(telegram_id, bot_token=bot_token, auth_date=auth_date)
     theme_json = json.dumps(THEMES[theme], separators=(",", ":"))
-    return (f"{web_url}/miniapp/#tgWebAppData={quote(raw, safe='')}"
+    return (f"{web_url}{path}#tgWebAppData={quote(raw, safe='')}"
             f"&tgWebAppVersion=8.0&tgWebAppPlatform=android"
             f"&tgWebAppThemeParams={quote(theme_json, safe='')}")
 

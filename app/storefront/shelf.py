@@ -1,0 +1,78 @@
+"""What the customer may buy: published, active products, by category and search, with
+their stock and photos (read only)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Category, Product
+
+logger = logging.getLogger(__name__)
+
+PIECE = "piece"
+UNIT = 1000
+
+
+def on_sale():
+    """The condition of a product a customer may see."""
+    return sa.and_(Product.is_active.is_(True), Product.is_published.is_(True))
+
+
+def categories() -> list[Category]:
+    """Categories that have something on sale, in the shop's order."""
+    used = sa.select(Product.category_id).where(on_sale(), Product.category_id.is_not(None))
+    return list(db.session.scalars(
+        sa.select(Category).where(Category.id.in_(used))
+        .order_by(Category.position, Category.name)))
+
+
+def _key(text: str) -> str:
+    return text.casefold().replace("ё", "е").strip()
+
+
+def products(q: str = "", category_id: int | None = None) -> list[Product]:
+    """Products on sale in a category (any if None) whose name or description contains `q`,
+    any case, е and ё alike (in Python: SQLite's lower() knows only ASCII), by name."""
+    query = sa.select(Product).where(on_sale())
+    if category_id is not None:
+        query = query.where(Product.category_id == category_id)
+    found = list(db.session.scalars(query))
+    key = _key(q)
+    if key:
+        found = [p for p in found
+                 if key in _key(p.name) or key in _key(p.description or "")]
+    return sorted(found, key=lambda p: (p.name.casefold(), p.id))
+
+
+def product(product_id: int) -> Product | None:
+    return db.session.scalar(sa.select(Product).where(Product.id == product_id, on_sale()))
+
+
+def sold_out(product: Product) -> bool:
+    """Stock counted and nothing (or less than one piece) left."""
+    if product.stock_milli is None:
+        return False
+    return product.stock_milli < (UNIT if product.measure == PIECE else 1)
+
+
+@functools.cache
+def _photo_service():
+    """app.storefront.photos.photo_url, or None while that module is not installed."""
+    try:
+        from app.storefront.photos import photo_url as url_of
+    except ModuleNotFoundError as exc:
+        if exc.name != "app.storefront.photos":
+            raise
+        logger.info("storefront: no photo service, products are shown without photos")
+        return None
+    return url_of
+
+
+def photo_url(product: Product, *, thumb: bool = False) -> str | None:
+    """The product's photo URL, or None: no photo, or no photo service."""
+    url_of = _photo_service()
+    return url_of(product, thumb=thumb) if url_of is not None else None
