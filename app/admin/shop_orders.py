@@ -21,10 +21,9 @@ from app.models import (
     OrderChannel,
     OrderStatus,
     Payment,
-    ShopSettings,
 )
-from app.models.storefront import SINGLETON
 from app.storefront import fulfilment
+from app.storefront.settings import current_settings
 from app.telegram.messages import FULFILMENT_LABELS, ORDER_STATUSES, STEP_BUTTONS
 
 PAGE_SIZE = 50
@@ -84,10 +83,9 @@ def shop_order(order_id: int):
     customer = db.session.get(Customer, order.customer_id) if order.customer_id else None
     payments = list(db.session.scalars(
         sa.select(Payment).where(Payment.order_id == order.id).order_by(Payment.id)))
-    settings = db.session.get(ShopSettings, SINGLETON)
     return render_template("admin/shop_orders/detail.html", order=order, customer=customer,
                            payments=payments, steps=fulfilment.next_steps(order),
-                           pickup_address=settings.pickup_address if settings else None,
+                           pickup_address=current_settings().pickup_address,
                            action_form=ActionForm(formdata=None), cancelled=Fulfilment.CANCELLED,
                            **_labels())
 

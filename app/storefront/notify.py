@@ -40,11 +40,10 @@ from app.models import (
     Payment,
     ReceiptStatus,
     Refund,
-    ShopSettings,
 )
-from app.models.storefront import SINGLETON
 from app.people.services import managers
 from app.storefront import fulfilment
+from app.storefront.settings import current_settings
 from app.storefront.stock import take_stock
 from app.telegram import messages
 from app.telegram.bot import BotOff, get_bot, telegram_errors
@@ -81,8 +80,7 @@ def init_app(app: Flask) -> None:
 
 
 def _pickup_address() -> str | None:
-    settings = db.session.get(ShopSettings, SINGLETON)
-    return settings.pickup_address if settings is not None else None
+    return current_settings().pickup_address
 
 
 def _storefront_order(order: Order | None) -> bool:

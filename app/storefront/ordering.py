@@ -32,7 +32,7 @@ from app.receipt_lines import line_amount
 from app.sbp.cancelling import cancel_order
 from app.sbp.qrcodes import create_dynamic_qr
 from app.storefront.customers import remember_customer
-from app.storefront.settings import shop_settings
+from app.storefront.settings import current_settings
 from app.storefront.shelf import PIECE, UNIT, on_sale
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def normalise_contact(raw: str | None) -> tuple[str | None, str | None]:
 
 
 def _delivery(method: str | None, address: str | None) -> tuple[Delivery, str | None]:
-    settings = shop_settings()
+    settings = current_settings()
     offered = [m for m, on in ((Delivery.PICKUP, settings.pickup_enabled),
                                (Delivery.DELIVERY, settings.delivery_enabled)) if on]
     try:

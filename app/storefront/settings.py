@@ -33,6 +33,13 @@ def shop_settings() -> ShopSettings:
     return db.session.scalars(sa.select(ShopSettings).where(ShopSettings.id == SINGLETON)).one()
 
 
+def current_settings() -> ShopSettings:
+    """The settings for reading: the row, or the defaults when none was saved yet (a
+    transient object, nothing written)."""
+    return db.session.get(ShopSettings, SINGLETON) or ShopSettings(
+        id=SINGLETON, storefront_enabled=False, pickup_enabled=True, delivery_enabled=False)
+
+
 def storefront_enabled() -> bool:
     """Whether customers may buy in the bot (read-only: no row means off)."""
     found = db.session.get(ShopSettings, SINGLETON)

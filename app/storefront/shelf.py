@@ -3,15 +3,11 @@ their stock and photos (read only)."""
 
 from __future__ import annotations
 
-import functools
-import logging
-
 import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Category, Product
-
-logger = logging.getLogger(__name__)
+from app.storefront.photos import photo_digests, photo_url
 
 PIECE = "piece"
 UNIT = 1000
@@ -59,20 +55,7 @@ def sold_out(product: Product) -> bool:
     return product.stock_milli < (UNIT if product.measure == PIECE else 1)
 
 
-@functools.cache
-def _photo_service():
-    """app.storefront.photos.photo_url, or None while that module is not installed."""
-    try:
-        from app.storefront.photos import photo_url as url_of
-    except ModuleNotFoundError as exc:
-        if exc.name != "app.storefront.photos":
-            raise
-        logger.info("storefront: no photo service, products are shown without photos")
-        return None
-    return url_of
-
-
-def photo_url(product: Product, *, thumb: bool = False) -> str | None:
-    """The product's photo URL, or None: no photo, or no photo service."""
-    url_of = _photo_service()
-    return url_of(product, thumb=thumb) if url_of is not None else None
+def photo_urls(products, *, thumb: bool = False) -> dict[int, str]:
+    """{product id: photo URL} of those that have a photo: one query for a whole list."""
+    digests = photo_digests(product.id for product in products)
+    return {pid: photo_url(pid, thumb=thumb, digest=digest) for pid, digest in digests.items()}

@@ -31,7 +31,8 @@ from app.qrimage import inline_svg
 from app.storefront import ordering, shelf
 from app.storefront.auth import customer_required, demo_mode
 from app.storefront.customers import customer_by_telegram_id, customer_orders
-from app.storefront.settings import shop_settings
+from app.storefront.photos import photo_url
+from app.storefront.settings import current_settings
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def order_screen(order: Order, *, status: int = 200, message: str | None = None,
     return render_screen(
         "order.html", status, order=order, view=view, message=message, now=utcnow(),
         qr_svg=inline_svg, phone=_on_phone(), banks=sbp_banks() if view.payload else (),
-        fiscal=fiscal_enabled(), labels=_labels(order), settings=shop_settings(),
+        fiscal=fiscal_enabled(), labels=_labels(order), settings=current_settings(),
         format_quantity=format_quantity, unit_label=unit_label)
 
 
@@ -118,7 +119,7 @@ def _cart_form():
 
 def _cart_screen(cart: ordering.ShopCart, status: int = 200, *, error: str | None = None):
     return render_screen("cart.html", status, cart=cart, error=error, unit_label=unit_label,
-                         input_quantity=input_quantity, photo_url=shelf.photo_url)
+                         input_quantity=input_quantity)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -158,10 +159,11 @@ def catalog():
     q = request.args.get("q", "").strip()[:128]
     raw = request.args.get("category", "")
     category = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+    products = shelf.products(q, category)
     return render_screen(
         "catalog.html", q=q, category=category, categories=shelf.categories(),
-        products=shelf.products(q, category), settings=shop_settings(),
-        sold_out=shelf.sold_out, photo_url=shelf.photo_url, unit_label=unit_label)
+        products=products, settings=current_settings(), sold_out=shelf.sold_out,
+        photos=shelf.photo_urls(products, thumb=True), unit_label=unit_label)
 
 
 @bp.get("/products/<int:product_id>")
@@ -171,7 +173,7 @@ def product(product_id: int):
     if found is None:
         abort(404)
     return render_screen("product.html", product=found, sold_out=shelf.sold_out(found),
-                         photo=shelf.photo_url(found), unit_label=unit_label)
+                         photo=photo_url(found), unit_label=unit_label)
 
 
 # -- the cart, the delivery form, placing the order ------------------------------------------
@@ -189,7 +191,7 @@ def _checkout_screen(cart: ordering.ShopCart, status: int = 200, *, refusal=None
     contact = form.get("contact")
     if contact is None and customer is not None:
         contact = customer.phone or customer.email or ""
-    settings = shop_settings()
+    settings = current_settings()
     delivery = form.get("delivery") or ("pickup" if settings.pickup_enabled else "delivery")
     errors = {}
     if refusal is not None:

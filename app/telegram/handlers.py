@@ -19,13 +19,12 @@ from app.models import (
     Fulfilment,
     InvalidTransition,
     Order,
-    ShopSettings,
     StaffMember,
 )
-from app.models.storefront import SINGLETON
 from app.orders.services import PHONE, cashier_orders_today
 from app.people.links import START_PREFIX, link_telegram
 from app.people.services import active_cashier, active_manager, decide_access, request_access
+from app.storefront.settings import current_settings, storefront_enabled
 from app.telegram import messages, notify, setup
 
 logger = logging.getLogger(__name__)
@@ -75,11 +74,6 @@ def _reply(message: Message, reply: messages.Reply | str) -> None:
 
 # -- commands ------------------------------------------------------------------------------
 
-def _shop_settings() -> ShopSettings | None:
-    """The storefront's settings as they are (read only: no row means the defaults)."""
-    return db.session.get(ShopSettings, SINGLETON)
-
-
 def start(message: Message, bot: TeleBot) -> None:
     """/start: staff get the till as always (a cashier also gets the till as this chat's
     menu button, whatever the default); anyone else gets the shop while the storefront
@@ -91,8 +85,8 @@ def start(message: Message, bot: TeleBot) -> None:
         return
     cashier = active_cashier(user.id)
     manager = active_manager(user.id) if cashier is None else None
-    settings = _shop_settings()
-    shop_on = bool(settings and settings.storefront_enabled)
+    settings = current_settings()
+    shop_on = settings.storefront_enabled
     if cashier is not None:
         reply = messages.start_cashier(cashier.name or user.first_name)
     elif manager is not None:
@@ -124,9 +118,7 @@ def _customer_orders_reply(telegram_id: int) -> messages.Reply:
 
     customer = customer_by_telegram_id(telegram_id)
     found = customer_orders(customer.id, limit=messages.CUSTOMER_ORDERS_MAX) if customer else []
-    settings = _shop_settings()
-    reply = messages.customer_orders(found, shop_on=bool(settings and
-                                                         settings.storefront_enabled))
+    reply = messages.customer_orders(found, shop_on=storefront_enabled())
     db.session.rollback()
     return reply
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import Category, Product
 from tests.storefront.conftest import OLGA, Customer
+from tests.storefront.shopadmin_support import image_bytes, read_image
 
 
 def _names(screen) -> list[str]:
@@ -68,20 +69,22 @@ def test_a_product_card_and_an_unpublished_one(shop):
     assert (hidden.status, hidden.name) == (404, "error")
 
 
-def test_photos_come_from_the_photo_service_when_there_is_one(shop, monkeypatch):
-    from app.storefront import shelf
+def test_a_product_with_a_photo_shows_its_thumb_served_by_kassa(shop):
+    from app.storefront.photos import save_photo
 
-    monkeypatch.setattr(shelf, "photo_url", lambda product, thumb=False: (
-        f"/shop/photos/{product.id}-abc{'-thumb' if thumb else ''}.jpg"))
+    with shop.app_context():
+        photo = save_photo(shop.products["tea"], image_bytes(1200, 900))
+        digest = photo.digest
     screen = Customer(shop, OLGA).get("/catalog")
     tea = screen.testid("product")[2]
-    assert tea.one("img").attrs["src"] == f"/shop/photos/{shop.products['tea']}-abc-thumb.jpg"
+    src = tea.one("img").attrs["src"]
+    assert src == f"/shop/photos/{shop.products['tea']}-{digest}-thumb.jpg"
+    thumb = shop.test_client().get(src)
+    assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg"
+    assert max(read_image(thumb.data).size) <= 240
 
 
-def test_without_a_photo_a_product_shows_its_initial(shop, monkeypatch):
-    from app.storefront import shelf
-
-    monkeypatch.setattr(shelf, "_photo_service", lambda: None)
+def test_without_a_photo_a_product_shows_its_initial(shop):
     tea = Customer(shop, OLGA).get("/catalog").testid("product")[2]
     assert not tea.all("img")
     assert tea.one(class_="pic none").text == "Ч"
