@@ -28,7 +28,11 @@ from app.telegram.messages import FULFILMENT_LABELS, ORDER_STATUSES, STEP_BUTTON
 
 PAGE_SIZE = 50
 PAID = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
-FILTERS = {"": _l("Все"), **{f.value: FULFILMENT_LABELS[f] for f in Fulfilment}}
+UNPAID = "unpaid"
+# The shop's steps concern paid orders; the unpaid ones (a QR waiting, expired, cancelled)
+# have a filter of their own.
+FILTERS = {"": _l("Все"), **{f.value: FULFILMENT_LABELS[f] for f in Fulfilment},
+           UNPAID: _l("Не оплачены")}
 DONE_MESSAGES = {
     Fulfilment.ACCEPTED: _l("Заказ принят; покупатель получит сообщение"),
     Fulfilment.READY: _l("Заказ готов к выдаче; покупатель получит сообщение"),
@@ -50,8 +54,10 @@ def shop_orders():
         chosen = ""
     page = max(request.args.get("page", 1, type=int) or 1, 1)
     query = sa.select(Order).where(Order.channel == OrderChannel.STOREFRONT)
-    if chosen:
-        query = query.where(Order.fulfilment == Fulfilment(chosen))
+    if chosen == UNPAID:
+        query = query.where(Order.status.not_in(PAID))
+    elif chosen:
+        query = query.where(Order.fulfilment == Fulfilment(chosen), Order.status.in_(PAID))
     paid_first = sa.case((Order.status.in_(PAID), 0), else_=1)
     rows = list(db.session.scalars(
         query.order_by(paid_first, Order.created_at.desc(), Order.id.desc())
