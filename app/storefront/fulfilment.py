@@ -30,6 +30,7 @@ from app.models import (
 from app.models.storefront import FULFILMENT_TRANSITIONS
 from app.sbp.common import lock
 from app.sbp.refunds import request_refund
+from app.storefront.stock import put_back_stock
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,8 @@ def _paid_payment(order_id: int) -> Payment | None:
 
 def cancel_with_refund(order_id: int, reason: str | None = None) -> Order:
     """Cancel a paid storefront order and give all its money back: the fulfilment becomes
-    cancelled and a full refund of what is left is asked for in the same commit
+    cancelled, its goods go back to the stock, and a full refund of what is left is asked
+    for in the same commit
     (app.sbp.refunds.request_refund sends it; the refund receipt follows when the bank
     has done it). An order whose money went back already is just cancelled.
 
@@ -140,6 +142,7 @@ def cancel_with_refund(order_id: int, reason: str | None = None) -> Order:
     payment = _paid_payment(order.id)
     refund_kopecks = payment.refundable_kopecks if payment is not None else 0
     _move(order, Fulfilment.CANCELLED, refund_kopecks=refund_kopecks)
+    put_back_stock(order.id)  # the goods stay in the shop
     if refund_kopecks <= 0:
         db.session.commit()
         return order

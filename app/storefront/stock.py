@@ -13,7 +13,7 @@ import logging
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Order, OrderItem, OrderStatus, Product
+from app.models import Fulfilment, Order, OrderItem, OrderStatus, Product
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +31,16 @@ def take_stock(order_id: int) -> bool:
     flipped = db.session.execute(
         sa.update(Order)
         .where(Order.id == order_id, Order.stock_deducted.is_(False),
-               Order.status.in_(PAID_ORDER))
+               Order.status.in_(PAID_ORDER),
+               # A storefront order cancelled before its stock was taken keeps the goods.
+               sa.or_(Order.fulfilment.is_(None), Order.fulfilment != Fulfilment.CANCELLED))
         .values(stock_deducted=True)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not flipped:
         db.session.rollback()
         return False
-    wanted: dict[int, int] = {}
-    for product_id, quantity in db.session.execute(
-            sa.select(OrderItem.product_id, OrderItem.quantity_milli)
-            .where(OrderItem.order_id == order_id, OrderItem.product_id.is_not(None))):
-        wanted[product_id] = wanted.get(product_id, 0) + quantity
+    wanted = _quantities(order_id)
     for product_id in sorted(wanted):  # one order of row locks for every caller
         quantity = wanted[product_id]
         stock = db.session.scalar(
@@ -59,3 +57,36 @@ def take_stock(order_id: int) -> bool:
     db.session.commit()
     logger.info("order %s: stock taken off for %d product(s)", order_id, len(wanted))
     return True
+
+
+def put_back_stock(order_id: int) -> bool:
+    """Give a cancelled order's lines back to the stock, if they were taken off; left to
+    the caller's transaction (the cancel commits it). Once, like take_stock.
+
+    :returns: True when this call put the stock back.
+    """
+    flipped = db.session.execute(
+        sa.update(Order).where(Order.id == order_id, Order.stock_deducted.is_(True))
+        .values(stock_deducted=False).execution_options(synchronize_session=False)
+    ).rowcount
+    if not flipped:
+        return False
+    wanted = _quantities(order_id)
+    for product_id in sorted(wanted):
+        db.session.execute(
+            sa.update(Product)
+            .where(Product.id == product_id, Product.stock_milli.is_not(None))
+            .values(stock_milli=Product.stock_milli + wanted[product_id])
+            .execution_options(synchronize_session=False))
+    logger.info("order %s: stock put back for %d product(s)", order_id, len(wanted))
+    return True
+
+
+def _quantities(order_id: int) -> dict[int, int]:
+    """{product id: thousandths} of the order's catalog lines."""
+    wanted: dict[int, int] = {}
+    for product_id, quantity in db.session.execute(
+            sa.select(OrderItem.product_id, OrderItem.quantity_milli)
+            .where(OrderItem.order_id == order_id, OrderItem.product_id.is_not(None))):
+        wanted[product_id] = wanted.get(product_id, 0) + quantity
+    return wanted

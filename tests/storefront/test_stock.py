@@ -88,3 +88,28 @@ def test_a_till_sale_paid_at_the_bank_takes_the_stock_once_even_if_reported_twic
         notify.stock({"payment_id": payment.id})  # the job run again (a worker died)
         assert take_stock(order_id) is False
         assert _stock(honey) == 3500
+
+
+def test_a_cancelled_order_gives_its_goods_back_once_and_takes_nothing_later(app):
+    from app.models import Fulfilment
+    from app.storefront.stock import put_back_stock
+
+    honey = product("Мёд", 45000, stock_milli=5000)
+    taken = storefront_order(lines=[Line(name="Мёд", price_kopecks=45000, quantity_milli=2000,
+                                         product_id=honey)])
+    mark_paid(taken)
+    assert take_stock(taken) and _stock(honey) == 3000
+    assert put_back_stock(taken) is True
+    db.session.commit()
+    assert put_back_stock(taken) is False
+    db.session.commit()
+    assert _stock(honey) == 5000
+
+    # Cancelled by the shop before the stock job ran: the goods never leave.
+    early = storefront_order(lines=[Line(name="Мёд", price_kopecks=45000, product_id=honey)])
+    mark_paid(early)
+    order = db.session.get(Order, early)
+    order.set_fulfilment(Fulfilment.CANCELLED)
+    db.session.commit()
+    assert take_stock(early) is False
+    assert _stock(honey) == 5000
