@@ -103,10 +103,19 @@ def _on_phone() -> bool:
     return bool(PHONE_UA.search(request.headers.get("User-Agent", "")))
 
 
+def screen_state(view) -> str:
+    """What the order screen shows, as its `data-state`: a poll that finds the same answers
+    204 and the screen stays (no re-rendered QR, a fraction of the work)."""
+    if view.state == "paid":
+        return "paid:receipt" if view.receipt_href else "paid:wait"
+    return view.state
+
+
 def order_screen(order: Order, *, status: int = 200, message: str | None = None, view=None):
     view = view or order_view(order)
     return render_screen(
         "order.html", status, order=order, view=view, message=message, now=utcnow(),
+        screen_state=screen_state(view),
         qr_svg=inline_svg, phone=_on_phone(), banks=sbp_banks() if view.payload else (),
         fiscal=fiscal_enabled(), labels=_labels(order), settings=current_settings(),
         format_quantity=format_quantity, unit_label=unit_label)
@@ -269,11 +278,14 @@ def order(public_id: str):
 @bp.get("/orders/<public_id>/status")
 @customer_required
 def order_status(public_id: str):
-    """Polled by the order screen; 286 stops htmx's polling once nothing more will come."""
+    """Polled by the order screen with the state it shows (`seen`): 204 while that is still
+    so, the new screen when it changed, 286 (htmx stops polling) once nothing more will come."""
     found = _my_order(public_id)
     view = order_view(found)
     done = view.final and not (view.state == "paid" and view.receipt_href is None
                                and fiscal_enabled())
+    if not done and request.args.get("seen") == screen_state(view):
+        return "", 204
     return order_screen(found, view=view, status=STOP_POLLING if done else 200)
 
 

@@ -37,9 +37,11 @@ def _qr(app, public_id: str) -> QrCode:
         return qr
 
 
-def _status(customer: Customer, public_id: str):
-    response = customer.client.get(f"/shop/orders/{public_id}/status", headers=customer.headers)
-    return response.status_code, Screen(response)
+def _status(customer: Customer, public_id: str, seen: str | None = None):
+    query = f"?seen={seen}" if seen else ""
+    response = customer.client.get(f"/shop/orders/{public_id}/status{query}",
+                                   headers=customer.headers)
+    return response.status_code, Screen(response) if response.status_code != 204 else None
 
 
 def test_on_a_phone_every_bank_button_carries_the_payment_link(bank_shop):
@@ -78,10 +80,13 @@ def test_a_paid_order_shows_paid_and_then_its_receipt(bank_shop):
     public_id = _place(bank_shop, customer, qty="2").attrs["data-order"]
     status, waiting = _status(customer, public_id)
     assert (status, waiting.name) == (200, "pay")  # htmx keeps polling
+    assert waiting.attrs["hx-get"].endswith("?seen=pending")
+    # A poll that finds what the screen shows answers 204: the screen stays as it is.
+    assert _status(customer, public_id, seen="pending") == (204, None)
 
     bank_shop.pay(_qr(bank_shop.app, public_id).qr_id)
-    paid = wait_for(lambda: (s := _status(customer, public_id)[1]).name == "paid" and s,
-                    timeout=3)
+    paid = wait_for(lambda: (s := _status(customer, public_id, seen="pending")[1])
+                    and s.name == "paid" and s, timeout=3)
     assert paid.text_of("status") == "Оплачено"
     assert paid.text_of("sum") == "500,00\u00a0₽"
     assert paid.text_of("fulfilment") == "Ждёт подтверждения магазина"
