@@ -17,9 +17,10 @@ from app.people.services import demo_cashier
 from app.storefront import categories as shelves
 from app.storefront import photos
 
-DEMO_CATEGORIES = ["Кофе", "Выпечка", "Зерно", "Услуги"]
+DEMO_CATEGORIES = ["Кофе", "Выпечка", "Зерно"]
 
-# name, price, vat, payment object, measure; the storefront's category, description,
+# name, price, vat, payment object, measure; the storefront's category (None: not in the
+# storefront), description,
 # stock in thousandths of the measure (None: not counted), the photo (kind, colour) or None.
 DEMO_PRODUCTS = [
     ("Капучино 300 мл", 22000, "none", "commodity", "piece", "Кофе",
@@ -30,8 +31,8 @@ DEMO_PRODUCTS = [
      "Свежий, с миндальным кремом и лепестками миндаля.", 12000, ("croissant", (222, 170, 90))),
     ("Кофе в зёрнах, Эфиопия", 320000, "none", "commodity", "kilogram", "Зерно",
      "Светлая обжарка, ноты цитруса и жасмина. Цена за килограмм.", 5500, ("bean", (120, 80, 60))),
-    ("Доставка по городу", 25000, "none", "service", "piece", "Услуги",
-     None, None, None),
+    # Sold at the till only: the storefront's customers choose delivery at checkout.
+    ("Доставка по городу", 25000, "none", "service", "piece", None, None, None, None),
 ]
 
 def draw_photo(kind: str, colour: tuple[int, int, int]) -> bytes:
@@ -86,7 +87,8 @@ def seed() -> int:
             continue
         product = create_product(name=name, price_kopecks=price, vat=vat,
                                  payment_object=payment_object, measure=measure,
-                                 is_published=True, category_id=category_ids.get(category),
+                                 is_published=category is not None,
+                                 category_id=category_ids.get(category),
                                  description=description, stock_milli=stock)
         if photo is not None:
             photos.save_photo(product.id, draw_photo(*photo))
