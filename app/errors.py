@@ -75,6 +75,30 @@ def _respond(status: int, code: str, message: str):
     return render_template(template, status=status, code=code, message=message), status
 
 
+def screen_error_handlers(bp, error_screen, *, unexpected: str) -> None:
+    """A Mini App's refusals as its own screens (the till's, the shop's): a domain refusal
+    with its message, an HTTP error in Russian, anything else logged and `unexpected` shown;
+    the transaction is rolled back first. `error_screen(message, status)` renders one."""
+
+    @bp.errorhandler(KassaError)
+    def _kassa_error(exc: KassaError):
+        db.session.rollback()
+        return error_screen(exc.message, exc.status)
+
+    @bp.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        messages = {404: _("Не найдено"), 405: _("Так нельзя"),
+                    413: _("Слишком большой запрос")}
+        return error_screen(messages.get(exc.code, exc.name), exc.code or 500)
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        db.session.rollback()
+        logger.exception("%s: unhandled error on %s %s", bp.name, request.method,
+                         request.path)
+        return error_screen(str(unexpected), 500)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(KassaError)
     def handle_kassa_error(exc: KassaError):

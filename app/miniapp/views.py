@@ -12,10 +12,10 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, abort, g, render_template, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException
+from flask_babel import lazy_gettext as _l
 
 from app.catalog.services import create_product, update_product
-from app.errors import BankError, KassaError, ValidationError
+from app.errors import BankError, KassaError, ValidationError, screen_error_handlers
 from app.extensions import db
 from app.fiscal import fiscal_enabled
 from app.miniapp.auth import cashier_required
@@ -42,24 +42,9 @@ bp = Blueprint("miniapp", __name__)
 STOP_POLLING = 286
 
 
-@bp.errorhandler(KassaError)
-def _kassa_error(exc: KassaError):
-    db.session.rollback()
-    return error_screen(exc.message, exc.status)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    messages = {404: _("Не найдено"), 405: _("Так нельзя"), 413: _("Слишком большой запрос")}
-    return error_screen(messages.get(exc.code, exc.name), exc.code or 500)
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    db.session.rollback()
-    logger.exception("miniapp: unhandled error on %s %s", request.method, request.path)
-    return error_screen(_("Что-то пошло не так. Попробуйте ещё раз; если не выйдет — "
-                          "сообщите менеджеру."), 500)
+screen_error_handlers(bp, error_screen,
+                      unexpected=_l("Что-то пошло не так. Попробуйте ещё раз; если не выйдет — "
+                               "сообщите менеджеру."))
 
 
 # -- the shell and the catalog -------------------------------------------------------------

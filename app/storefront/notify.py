@@ -46,7 +46,7 @@ from app.storefront import fulfilment
 from app.storefront.settings import current_settings
 from app.storefront.stock import take_stock
 from app.telegram import messages
-from app.telegram.bot import BotOff, get_bot, telegram_errors
+from app.telegram.bot import BotOff, get_bot, telegram_errors, undeliverable
 from app.telegram.messages import Reply
 from app.telegram.notify import fan_out
 
@@ -182,11 +182,6 @@ def menu_button(payload: dict) -> None:
 
 # -- the managers' messages ----------------------------------------------------------------
 
-def _given_up(exc: ApiTelegramException) -> bool:
-    description = (exc.description or "").lower()
-    return exc.error_code == 403 or (exc.error_code == 400 and "chat not found" in description)
-
-
 def manager_message(payload: dict) -> None:
     """Job `storefront.manager_message`: the order to one manager, as it is when sent; the
     message's id is kept (ManagerMessage) for the edits of later steps."""
@@ -202,7 +197,7 @@ def manager_message(payload: dict) -> None:
         with telegram_errors(f"order message to {chat_id}"):
             sent = bot.send_message(chat_id, reply.text, reply_markup=reply.markup)
     except ApiTelegramException as exc:
-        if _given_up(exc):
+        if undeliverable(exc):
             logger.warning("order message to %s not delivered (%s %s); given up", chat_id,
                            exc.error_code, exc.description)
             return

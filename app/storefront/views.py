@@ -16,10 +16,9 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, g, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from werkzeug.exceptions import HTTPException
 
 from app.checkout.banks import sbp_banks
-from app.errors import BankError, KassaError, ValidationError
+from app.errors import BankError, KassaError, ValidationError, screen_error_handlers
 from app.extensions import db
 from app.fiscal import fiscal_enabled
 from app.formatting import format_quantity, unit_label
@@ -134,23 +133,8 @@ def _cart_screen(cart: ordering.ShopCart, status: int = 200, *, error: str | Non
 # -- errors -----------------------------------------------------------------------------------
 
 
-@bp.errorhandler(KassaError)
-def _kassa_error(exc: KassaError):
-    db.session.rollback()
-    return error_screen(exc.message, exc.status)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    messages = {404: _("Не найдено"), 405: _("Так нельзя"), 413: _("Слишком большой запрос")}
-    return error_screen(messages.get(exc.code, exc.name), exc.code or 500)
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    db.session.rollback()
-    logger.exception("storefront: unhandled error on %s %s", request.method, request.path)
-    return error_screen(_("Что-то пошло не так. Попробуйте ещё раз чуть позже."), 500)
+screen_error_handlers(bp, error_screen,
+                      unexpected=_l("Что-то пошло не так. Попробуйте ещё раз чуть позже."))
 
 
 # -- the shell, the catalog, a product --------------------------------------------------------

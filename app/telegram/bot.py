@@ -74,6 +74,13 @@ def scrub(text: str) -> str:
     return text.replace(token, "<token>") if token else text
 
 
+def undeliverable(exc: ApiTelegramException) -> bool:
+    """Telegram will never deliver to this chat: the user blocked the bot (403) or the chat
+    does not exist. Such a message is given up, not retried."""
+    description = (exc.description or "").lower()
+    return exc.error_code == 403 or (exc.error_code == 400 and "chat not found" in description)
+
+
 @contextmanager
 def telegram_errors(what: str) -> Iterator[None]:
     """Turn what talking to Telegram may raise into what a job should do.

@@ -32,7 +32,7 @@ from app.models import (
 )
 from app.people.services import managers
 from app.telegram import messages
-from app.telegram.bot import BotOff, get_bot, telegram_errors
+from app.telegram.bot import BotOff, get_bot, telegram_errors, undeliverable
 from app.telegram.messages import Reply
 
 logger = logging.getLogger(__name__)
@@ -118,8 +118,7 @@ def send(payload: dict) -> None:
         with telegram_errors(f"message to {chat_id}"):
             bot.send_message(chat_id, payload["text"], reply_markup=payload.get("reply_markup"))
     except ApiTelegramException as exc:
-        description = (exc.description or "").lower()
-        if exc.error_code == 403 or (exc.error_code == 400 and "chat not found" in description):
+        if undeliverable(exc):
             logger.warning("message to %s not delivered (%s %s); given up", chat_id,
                            exc.error_code, exc.description)
             return
