@@ -322,6 +322,24 @@ def sbp_set_callback(url: str | None):
     click.echo(f"callback URL registered: {registered}")
 
 
+@click.command("doctor", cls=KassaCommand)
+def doctor_command():
+    """Check the set-up: settings, database, bank, register, bot, and that a signed callback
+    sent to PUBLIC_URL/sbp/callback reaches Kassa. One line per check; exit 1 if any needs
+    fixing."""
+    from app.doctor import FIX, run_checks
+
+    logging.disable(logging.WARNING)  # the lines below say it all; no retry warnings
+    try:
+        results = run_checks()
+    finally:
+        logging.disable(logging.NOTSET)
+    for check in results:
+        click.echo(check.line())
+    if any(check.status == FIX for check in results):
+        raise SystemExit(1)
+
+
 @click.command("worker", cls=KassaCommand)
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
 @click.option("--batch", default=50, show_default=True, type=click.IntRange(min=1),
@@ -438,7 +456,8 @@ def register(app: Flask) -> None:
     from app.sandbox.cli import sandbox_cli
 
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
-                    bot_cli, admin_cli, api_client_cli, shop_cli, worker_command, sandbox_cli):
+                    bot_cli, admin_cli, api_client_cli, shop_cli, worker_command, doctor_command,
+                    sandbox_cli):
         app.cli.add_command(command)
     # Flask-Migrate's `flask db` (entrypoint.sh retries `db upgrade` while the database
     # starts): the same commands in a group that reports an unreachable database in one line.

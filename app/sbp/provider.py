@@ -141,6 +141,12 @@ class SbpProvider(Protocol):
 
     def set_callback_url(self, url: str) -> None: ...
 
+    def probe_notification(self, order: str) -> tuple[dict[str, str], bytes]:
+        """A notification signed as the bank signs them, for an order nobody has: what
+        `flask doctor` sends to PUBLIC_URL/sbp/callback to see that the bank's callbacks
+        reach this installation. Returns (headers, body)."""
+        ...
+
     def parse_request(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentInfo:
         """Verify a callback request (the signature in the header the provider uses, over
         the raw bytes of the body), then parse it. `headers` look names up in any case, as

@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -382,6 +382,22 @@ class RaiffeisenClient:
 
     def set_callback_url(self, url: str) -> None:
         self._call("POST", "/api/settings/v1/callback", {"callbackUrl": url}, idempotent=True)
+
+    def probe_notification(self, order: str) -> tuple[dict[str, str], bytes]:
+        """A one-kopeck DECLINED notification for `order`, signed with the secret key, in
+        the bank's format (the amount as "0.01", the date as the bank writes it)."""
+        fields = {"amount": "0.01", "sbpMerchantId": self.merchant_id, "order": order,
+                  "paymentStatus": "DECLINED",
+                  "transactionDate": bank_time(datetime.now(UTC))}
+        body = ('{"transactionId": 0, "qrId": "KASSADOCTOR", '
+                f'"sbpMerchantId": {json.dumps(self.merchant_id)}, '
+                f'"amount": 0.01, "currency": "RUB", '
+                f'"transactionDate": {json.dumps(fields["transactionDate"])}, '
+                '"paymentStatus": "DECLINED", "additionalInfo": null, '
+                f'"order": {json.dumps(order)}}}')
+        signature = notification_signature(self._secret_key, fields)
+        return ({"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+                body.encode())
 
     def parse_request(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentInfo:
         """Verify a callback by its `X-Api-Signature-SHA256` header over the body as sent, then

@@ -39,6 +39,10 @@ class FakeBotApi:
     updates: list[dict[str, Any]] = field(default_factory=list)
     _errors: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     held: int = 0  # calls held unanswered by `stall` so far
+    # getWebhookInfo: the URL setWebhook set, and what a test says Telegram saw.
+    webhook_url: str = ""
+    pending_updates: int = 0
+    webhook_error: str | None = None
 
     def start(self) -> FakeBotApi:
         api = self
@@ -142,6 +146,17 @@ class FakeBotApi:
         if method == "getUpdates":
             updates, self.updates = self.updates, []
             return updates
+        if method == "setWebhook":
+            self.webhook_url = params.get("url", "")
+        if method == "deleteWebhook":
+            self.webhook_url = ""
+        if method == "getWebhookInfo":
+            info = {"url": self.webhook_url, "has_custom_certificate": False,
+                    "pending_update_count": self.pending_updates}
+            if self.webhook_error:
+                info.update(last_error_date=int(time.time()),
+                            last_error_message=self.webhook_error)
+            return info
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Kassa", "username": "kassa_bot"}
         if method in ("sendMessage", "editMessageText", "sendPhoto"):
