@@ -18,7 +18,7 @@ def test_the_first_load_is_under_100_kb_over_the_wire_and_assets_are_cached(till
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
     assert [a.split("?")[0] for a in assets] == [
         "/static/vendor/telegram-web-app-8.0.js", "/static/vendor/htmx-2.0.11.min.js",
-        "/static/common/tma.js", "/static/miniapp/miniapp.js",
+        "/static/common/tma.js", "/static/miniapp/miniapp.js", "/static/common/tma.css",
         "/static/miniapp/miniapp.css"]
     assert all(re.search(r"\?v=[0-9a-f]{12}$", a) for a in assets)
     wire = len(shell.get_data())

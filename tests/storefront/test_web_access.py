@@ -77,7 +77,7 @@ def test_the_first_load_is_small_and_its_assets_are_cached(shop):
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
     assert [a.split("?")[0] for a in assets] == [
         "/static/vendor/telegram-web-app-8.0.js", "/static/vendor/htmx-2.0.11.min.js",
-        "/static/common/tma.js", "/static/storefront/shop.js",
+        "/static/common/tma.js", "/static/storefront/shop.js", "/static/common/tma.css",
         "/static/storefront/shop.css"]
     assert all(re.search(r"\?v=[0-9a-f]{12}$", a) for a in assets)
     wire = len(shell.get_data())
