@@ -46,9 +46,9 @@ from app.storefront import fulfilment
 from app.storefront.settings import current_settings
 from app.storefront.stock import take_stock
 from app.telegram import messages
-from app.telegram.bot import BotOff, get_bot, telegram_errors, undeliverable
+from app.telegram.bot import BotOff, get_bot, telegram_errors
 from app.telegram.messages import Reply
-from app.telegram.notify import fan_out
+from app.telegram.notify import deliver, fan_out
 
 logger = logging.getLogger(__name__)
 
@@ -186,22 +186,11 @@ def manager_message(payload: dict) -> None:
     """Job `storefront.manager_message`: the order to one manager, as it is when sent; the
     message's id is kept (ManagerMessage) for the edits of later steps."""
     chat_id = payload["chat_id"]
-    try:
-        bot = get_bot()
-    except BotOff:
-        logger.warning("order message to %s dropped: the bot is off", chat_id)
-        return
     reply = manager_reply(payload["order_id"])
     db.session.rollback()
-    try:
-        with telegram_errors(f"order message to {chat_id}"):
-            sent = bot.send_message(chat_id, reply.text, reply_markup=reply.markup)
-    except ApiTelegramException as exc:
-        if undeliverable(exc):
-            logger.warning("order message to %s not delivered (%s %s); given up", chat_id,
-                           exc.error_code, exc.description)
-            return
-        raise
+    sent = deliver(chat_id, reply.text, reply.markup)
+    if sent is None:
+        return
     db.session.add(ManagerMessage(order_id=payload["order_id"], chat_id=chat_id,
                                   message_id=sent.message_id))
     db.session.commit()

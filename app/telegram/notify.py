@@ -103,25 +103,30 @@ def access_decided(access: AccessRequest) -> None:
 # -- sending -------------------------------------------------------------------------------
 
 def send(payload: dict) -> None:
-    """Job `telegram.send`: one message to one chat.
+    """Job `telegram.send`: one message to one chat (see `deliver`)."""
+    deliver(payload["chat_id"], payload["text"], payload.get("reply_markup"))
 
-    A 429 waits Telegram's retry_after; a blocked bot or a chat that does not exist is
-    logged and given up; a connection error or timeout is retried with backoff.
+
+def deliver(chat_id: int, text: str, reply_markup=None):
+    """Send one message; the sent Message, or None when the bot is off or Telegram will
+    never deliver it (a blocked bot, a chat that does not exist: logged and given up).
+
+    A 429 waits Telegram's retry_after; a connection error or timeout raises, so that the
+    job is retried with backoff.
     """
-    chat_id = payload["chat_id"]
     try:
         bot = get_bot()
     except BotOff:
         logger.warning("message to %s dropped: the bot is off", chat_id)
-        return
+        return None
     try:
         with telegram_errors(f"message to {chat_id}"):
-            bot.send_message(chat_id, payload["text"], reply_markup=payload.get("reply_markup"))
+            return bot.send_message(chat_id, text, reply_markup=reply_markup)
     except ApiTelegramException as exc:
         if undeliverable(exc):
             logger.warning("message to %s not delivered (%s %s); given up", chat_id,
                            exc.error_code, exc.description)
-            return
+            return None
         raise
 
 
