@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_jobs(app)
     register_features(app)
     register_health(app)
+    register_security(app)
     register_template_filters(app)
     register_error_handlers(app)
     register_commands(app)
@@ -115,6 +116,12 @@ def register_features(app: Flask) -> None:
     checkout.init_app(app)
     constructor.init_app(app)
     storefront.init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from app import security
+
+    security.init_app(app)
 
 
 def register_health(app: Flask) -> None:
