@@ -23,8 +23,9 @@ from app.models import (
     Payment,
 )
 from app.storefront import fulfilment
+from app.storefront.messages import FULFILMENT_LABELS, STEP_BUTTONS
 from app.storefront.settings import current_settings
-from app.telegram.messages import FULFILMENT_LABELS, ORDER_STATUSES, STEP_BUTTONS
+from app.telegram.messages import ORDER_STATUSES
 
 PAGE_SIZE = 50
 PAID = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)

@@ -43,9 +43,9 @@ from app.models import (
 )
 from app.people.services import managers
 from app.storefront import fulfilment
+from app.storefront import messages as shop_messages
 from app.storefront.settings import current_settings
 from app.storefront.stock import take_stock
-from app.telegram import messages
 from app.telegram.bot import BotOff, get_bot, telegram_errors
 from app.telegram.messages import Reply
 from app.telegram.notify import deliver, fan_out
@@ -91,7 +91,7 @@ def manager_reply(order_id: int) -> Reply:
     """A manager's message of the order as it is now, with the buttons for what is next."""
     order = db.session.get(Order, order_id)
     customer = db.session.get(Customer, order.customer_id) if order.customer_id else None
-    return messages.manager_order(order, customer, fulfilment.next_steps(order),
+    return shop_messages.manager_order(order, customer, fulfilment.next_steps(order),
                                   _pickup_address())
 
 
@@ -119,7 +119,7 @@ def paid(payload: dict) -> None:
     link = receipt_url(receipt) if receipt and receipt.status != ReceiptStatus.FAILED else None
     if customer is not None:
         fan_out(f"{PAID_JOB}:order-{order.id}", [customer.telegram_id],
-                Reply(messages.customer_paid(order, link, _pickup_address())))
+                Reply(shop_messages.customer_paid(order, link, _pickup_address())))
     for manager in managers():
         enqueue(MANAGER_MESSAGE_JOB, {"order_id": order.id, "chat_id": manager.telegram_id},
                 key=_message_job_key(order.id, manager.telegram_id))
@@ -135,7 +135,7 @@ def fulfilment_step(payload: dict) -> None:
         return
     to = Fulfilment(payload["to"])
     customer = db.session.get(Customer, order.customer_id) if order.customer_id else None
-    text = messages.customer_step(order, to, _pickup_address())
+    text = shop_messages.customer_step(order, to, _pickup_address())
     if customer is not None and text:
         fan_out(f"{FULFILMENT_JOB}:order-{order.id}-{to.value}", [customer.telegram_id],
                 Reply(text))
@@ -164,7 +164,7 @@ def refunded(payload: dict) -> None:
     receipt = refund_receipt_or_wait(refund)
     link = receipt_url(receipt) if receipt and receipt.status != ReceiptStatus.FAILED else None
     fan_out(f"{REFUNDED_JOB}:refund-{refund.id}", [customer.telegram_id],
-            Reply(messages.customer_refunded(order, refund, link)))
+            Reply(shop_messages.customer_refunded(order, refund, link)))
 
 
 def menu_button(payload: dict) -> None:

@@ -24,6 +24,7 @@ from app.models import (
 from app.orders.services import PHONE, cashier_orders_today
 from app.people.links import START_PREFIX, link_telegram
 from app.people.services import active_cashier, active_manager, decide_access, request_access
+from app.storefront import messages as shop_messages
 from app.storefront.settings import current_settings, storefront_enabled
 from app.telegram import messages, notify, setup
 
@@ -47,10 +48,10 @@ def register(bot: TeleBot) -> None:
     bot.register_callback_query_handler(
         ask_access, func=lambda call: call.data == messages.ASK_ACCESS, pass_bot=True)
     bot.register_callback_query_handler(
-        orders_button, func=lambda call: call.data == messages.CUSTOMER_ORDERS, pass_bot=True)
+        orders_button, func=lambda call: call.data == shop_messages.CUSTOMER_ORDERS, pass_bot=True)
     bot.register_callback_query_handler(
         fulfil, pass_bot=True,
-        func=lambda call: (call.data or "").startswith(f"{messages.FULFIL}:"))
+        func=lambda call: (call.data or "").startswith(f"{shop_messages.FULFIL}:"))
     bot.register_callback_query_handler(
         decide, pass_bot=True,
         func=lambda call: (call.data or "").startswith((messages.APPROVE, messages.REFUSE)))
@@ -92,7 +93,7 @@ def start(message: Message, bot: TeleBot) -> None:
     elif manager is not None:
         reply = messages.start_manager()
     elif shop_on:
-        reply = messages.start_customer(settings.welcome_text)
+        reply = shop_messages.start_customer(settings.welcome_text)
     else:
         reply = messages.start_stranger(user.id)
     db.session.rollback()
@@ -110,15 +111,16 @@ def staff(message: Message, bot: TeleBot) -> None:
     user = message.from_user
     known = active_cashier(user.id) is not None or active_manager(user.id) is not None
     db.session.rollback()
-    _reply(message, messages.staff_already() if known else messages.start_stranger(user.id))
+    _reply(message, shop_messages.staff_already() if known else messages.start_stranger(user.id))
 
 
 def _customer_orders_reply(telegram_id: int) -> messages.Reply:
     from app.storefront.customers import customer_by_telegram_id, customer_orders
 
     customer = customer_by_telegram_id(telegram_id)
-    found = customer_orders(customer.id, limit=messages.CUSTOMER_ORDERS_MAX) if customer else []
-    reply = messages.customer_orders(found, shop_on=storefront_enabled())
+    found = (customer_orders(customer.id, limit=shop_messages.CUSTOMER_ORDERS_MAX)
+             if customer else [])
+    reply = shop_messages.customer_orders(found, shop_on=storefront_enabled())
     db.session.rollback()
     return reply
 
@@ -136,10 +138,10 @@ def shared_contact(message: Message, bot: TeleBot) -> None:
     user, contact = message.from_user, message.contact
     phone = "+" + "".join(ch for ch in (contact.phone_number or "") if ch.isdigit())
     if contact.user_id != user.id or not PHONE.match(phone):
-        _reply(message, messages.contact_not_yours())
+        _reply(message, shop_messages.contact_not_yours())
         return
     save_phone(user.id, phone, name=_name(user), username=user.username)
-    _reply(message, messages.contact_saved(phone))
+    _reply(message, shop_messages.contact_saved(phone))
 
 
 def _link_admin(message: Message, bot: TeleBot, token: str) -> None:
@@ -258,7 +260,7 @@ def fulfil(call: CallbackQuery, bot: TeleBot) -> None:
     parsed = _fulfil_data(call.data or "")
     if manager is None or parsed is None:
         db.session.rollback()
-        _answer(bot, call, messages.only_managers_orders() if manager is None else None,
+        _answer(bot, call, shop_messages.only_managers_orders() if manager is None else None,
                 alert=manager is None)
         return
     act_as(Actor("manager", manager.id, manager.name or _name(call.from_user), "telegram"))
@@ -266,13 +268,13 @@ def fulfil(call: CallbackQuery, bot: TeleBot) -> None:
     order = db.session.get(Order, order_id)
     if order is None:
         db.session.rollback()
-        _answer(bot, call, messages.unknown_order(), alert=True)
+        _answer(bot, call, shop_messages.unknown_order(), alert=True)
         return
-    if step in (messages.ASK_CANCEL, messages.SHOW):
-        asking = step == messages.ASK_CANCEL and Fulfilment.CANCELLED in \
+    if step in (shop_messages.ASK_CANCEL, shop_messages.SHOW):
+        asking = step == shop_messages.ASK_CANCEL and Fulfilment.CANCELLED in \
             fulfilment.next_steps(order)
-        markup = (messages.confirm_cancel_keyboard(order) if asking
-                  else messages.step_keyboard(order, fulfilment.next_steps(order)))
+        markup = (shop_messages.confirm_cancel_keyboard(order) if asking
+                  else shop_messages.step_keyboard(order, fulfilment.next_steps(order)))
         db.session.rollback()
         _answer(bot, call, None)
         _edit_markup(bot, call, markup)
@@ -291,7 +293,7 @@ def fulfil(call: CallbackQuery, bot: TeleBot) -> None:
             fulfilment.advance(order_id, to)
     except KassaError as exc:
         db.session.rollback()
-        text = messages.step_already() if exc.code == "already" else exc.message
+        text = shop_messages.step_already() if exc.code == "already" else exc.message
         _answer(bot, call, str(text), alert=True)
     else:
         _answer(bot, call, messages.done())
