@@ -83,9 +83,6 @@ cashier_cli = KassaGroup("cashier", help="Staff of the Telegram bot: cashiers an
 bot_cli = KassaGroup("bot", help="The Telegram bot: webhook, menu button, polling.")
 admin_cli = KassaGroup("admin", help="Accounts of the admin panel.")
 api_client_cli = KassaGroup("api-client", help="Keys of the constructor API (/api/v1).")
-shop_cli = KassaGroup("shop", help="The shop in the bot (storefront): switch, bank list.")
-banks_cli = AppGroup("banks", help="NSPK's list of SBP bank apps the pay page offers.")
-shop_cli.add_command(banks_cli)
 
 
 def _print(data) -> None:
@@ -322,24 +319,6 @@ def sbp_set_callback(url: str | None):
     click.echo(f"callback URL registered: {registered}")
 
 
-@click.command("doctor", cls=KassaCommand)
-def doctor_command():
-    """Check the set-up: settings, database, bank, register, bot, and that a signed callback
-    sent to PUBLIC_URL/sbp/callback reaches Kassa. One line per check; exit 1 if any needs
-    fixing."""
-    from app.doctor import FIX, run_checks
-
-    logging.disable(logging.WARNING)  # the lines below say it all; no retry warnings
-    try:
-        results = run_checks()
-    finally:
-        logging.disable(logging.NOTSET)
-    for check in results:
-        click.echo(check.line())
-    if any(check.status == FIX for check in results):
-        raise SystemExit(1)
-
-
 @click.command("worker", cls=KassaCommand)
 @click.option("--burst", is_flag=True, help="Exit when no job is due (for scripts).")
 @click.option("--batch", default=50, show_default=True, type=click.IntRange(min=1),
@@ -423,26 +402,6 @@ def api_client_revoke(client_id: int):
     _print(client_to_dict(revoke_client(client_id)))
 
 
-@shop_cli.command("storefront")
-@click.argument("state", type=click.Choice(["on", "off"]))
-def shop_storefront(state: str):
-    """Switch the storefront on (strangers who /start the bot get the shop) or off."""
-    from app.storefront.settings import set_storefront
-
-    settings = set_storefront(state == "on")
-    click.echo("storefront on: customers get the shop on /start" if settings.storefront_enabled
-               else "storefront off: /start works as before (the till and access requests)")
-
-
-@banks_cli.command("refresh")
-def shop_banks_refresh():
-    """Fetch NSPK_BANKS_URL now and keep its list (a failure keeps the last one)."""
-    from app.storefront.banks import refresh_banks
-
-    directory = refresh_banks()
-    click.echo(f"bank list refreshed: {len(directory.banks)} banks from {directory.source_url}")
-
-
 @demo_cli.command("seed")
 def demo_seed():
     """A small demo catalog (safe to run again)."""
@@ -453,7 +412,9 @@ def demo_seed():
 
 
 def register(app: Flask) -> None:
+    from app.doctor import doctor_command
     from app.sandbox.cli import sandbox_cli
+    from app.storefront.cli import shop_cli
 
     for command in (qr_cli, sbp_cli, demo_cli, payment_cli, receipt_cli, cashier_cli,
                     bot_cli, admin_cli, api_client_cli, shop_cli, worker_command, doctor_command,

@@ -19,17 +19,20 @@ bank is asked nothing that changes anything.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import click
 import requests
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
 
+from app.cli import KassaCommand
 from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
 from app.httpclient import ProviderError
 from app.provider_health import ServiceOff, probe_bank, probe_register
@@ -196,3 +199,19 @@ def run_checks() -> list[Check]:
             results.append(Check("...", FIX, "the other checks need the database: fix it first"))
             break
     return results
+
+
+@click.command("doctor", cls=KassaCommand)
+def doctor_command():
+    """Check the set-up: settings, database, bank, register, bot, and that a signed callback
+    sent to PUBLIC_URL/sbp/callback reaches Kassa. One line per check; exit 1 if any needs
+    fixing."""
+    logging.disable(logging.WARNING)  # the lines below say it all; no retry warnings
+    try:
+        results = run_checks()
+    finally:
+        logging.disable(logging.NOTSET)
+    for check in results:
+        click.echo(check.line())
+    if any(check.status == FIX for check in results):
+        raise SystemExit(1)
