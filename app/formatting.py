@@ -57,3 +57,9 @@ def vat_label(vat: str) -> str:
 
 def unit_label(measure: str) -> str:
     return str(MEASURE_LABELS.get(measure, (measure, measure))[1])
+
+
+def search_key(text: str) -> str:
+    """A name as searches compare it: any case (Cyrillic too: SQLite's lower() knows only
+    ASCII, so this is done in Python), е and ё alike, no outer spaces."""
+    return text.casefold().replace("ё", "е").strip()

@@ -12,6 +12,7 @@ def init_app(app: Flask) -> None:
     from app.admin import (  # noqa: F401 - routes
         accounts,
         auth,
+        catalog,
         dashboard,
         integrations,
         journal,

@@ -18,6 +18,7 @@ from app.catalog.services import create_product, update_product
 from app.errors import BankError, KassaError, ValidationError, screen_error_handlers
 from app.extensions import db
 from app.fiscal import fiscal_enabled
+from app.formatting import search_key
 from app.miniapp.auth import cashier_required
 from app.miniapp.forms import ProductForm, unit_label
 from app.miniapp.screens import (
@@ -60,8 +61,8 @@ def _search(q: str) -> list[Product]:
     """Active products whose name contains `q`, any case (Cyrillic too, so in Python:
     SQLite's lower() knows only ASCII), е and ё alike, by name."""
     products = db.session.scalars(sa.select(Product).where(Product.is_active.is_(True)))
-    key = q.casefold().replace("ё", "е").strip()
-    found = [p for p in products if key in p.name.casefold().replace("ё", "е")]
+    key = search_key(q)
+    found = [p for p in products if key in search_key(p.name)]
     return sorted(found, key=lambda p: (p.name.casefold(), p.id))
 
 

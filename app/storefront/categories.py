@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from app import audit
 from app.errors import NotFoundError, ValidationError
 from app.extensions import db
+from app.formatting import search_key
 from app.models import Category, Product
 
 MAX_NAME = 64
@@ -22,16 +23,12 @@ def categories() -> list[Category]:
     return list(db.session.scalars(sa.select(Category).order_by(Category.position, Category.id)))
 
 
-def _key(name: str) -> str:
-    return name.casefold().replace("ё", "е")
-
-
 def _clean_name(name: str, *, other_than: int | None = None) -> str:
     name = " ".join((name or "").split())
     if not 0 < len(name) <= MAX_NAME:
         raise ValidationError(_l("Название категории: от 1 до 64 символов"),
                               code="invalid_category_name")
-    if any(_key(category.name) == _key(name) and category.id != other_than
+    if any(search_key(category.name) == search_key(name) and category.id != other_than
            for category in categories()):
         raise ValidationError(_l("Категория «%(name)s» уже есть", name=name),
                               code="duplicate_category")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.formatting import search_key
 from app.models import Category, Product
 from app.storefront.photos import photo_digests, photo_url
 
@@ -26,10 +27,6 @@ def categories() -> list[Category]:
         .order_by(Category.position, Category.name)))
 
 
-def _key(text: str) -> str:
-    return text.casefold().replace("ё", "е").strip()
-
-
 def products(q: str = "", category_id: int | None = None) -> list[Product]:
     """Products on sale in a category (any if None) whose name or description contains `q`,
     any case, е and ё alike (in Python: SQLite's lower() knows only ASCII), by name."""
@@ -37,10 +34,10 @@ def products(q: str = "", category_id: int | None = None) -> list[Product]:
     if category_id is not None:
         query = query.where(Product.category_id == category_id)
     found = list(db.session.scalars(query))
-    key = _key(q)
+    key = search_key(q)
     if key:
         found = [p for p in found
-                 if key in _key(p.name) or key in _key(p.description or "")]
+                 if key in search_key(p.name) or key in search_key(p.description or "")]
     return sorted(found, key=lambda p: (p.name.casefold(), p.id))
 
 
