@@ -3,7 +3,6 @@ cash links."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -23,47 +22,20 @@ from app.sbp.provider import (
     RefundInfo,
     SignatureError,
 )
+from app.sbp.raiffeisen_signature import (
+    SIGNATURE_HEADER,
+    SIGNED_FIELDS,
+    ecom_notification_signature,
+    notification_signature,
+    same_signature,
+)
 
 logger = logging.getLogger(__name__)
 
 PROVIDER = "raiffeisen"
-# The SBP notification's header; the ecom (orders) notification writes it in lower case, and
-# HTTP header names are case-insensitive, so one name serves both.
-SIGNATURE_HEADER = "X-Api-Signature-SHA256"
-SIGNED_FIELDS = ("amount", "sbpMerchantId", "order", "paymentStatus", "transactionDate")
 MOSCOW = timezone(timedelta(hours=3))
 # The ecom API's transaction statuses (SUCCESS | NOT_FOUND) in the provider's words.
 _ECOM_STATUSES = {"SUCCESS": PAY_SUCCESS, "NOT_FOUND": PAY_NO_INFO}
-
-
-def _hmac_hex(secret_key: str, message: str) -> str:
-    return hmac.digest(secret_key.encode(), message.encode(), "sha256").hex()
-
-
-def notification_signature(secret_key: str, fields: dict[str, str]) -> str:
-    """HMAC-SHA256 (lowercase hex) over `amount|sbpMerchantId|order|paymentStatus|transactionDate`.
-
-    Each value must be its text exactly as it stands in the JSON body (numbers unparsed).
-    """
-    return _hmac_hex(secret_key, "|".join(fields.get(name, "null") for name in SIGNED_FIELDS))
-
-
-def ecom_notification_signature(
-    secret_key: str, *, amount: str, public_id: str, order: str, status: str, status_date: str
-) -> str:
-    """HMAC-SHA256 (lowercase hex) of the ecom (orders) payment notification.
-
-    Over `amount|publicId|order|transaction.status.value|transaction.status.date`, each
-    value as its text in the body; a missing value signs as the empty string, as the
-    bank's ecom SDKs (Java CheckSignatureService, .NET TransactionValidationAttribute) do.
-    """
-    return _hmac_hex(secret_key, "|".join((amount, public_id, order, status, status_date)))
-
-
-def _same_signature(expected: str, given: str) -> bool:
-    """Constant-time comparison. As bytes: a header is any latin-1 text, and comparing
-    str takes ASCII only."""
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def bank_time(value: datetime) -> str:
@@ -422,7 +394,7 @@ class RaiffeisenClient:
         fields = {name: "null" if data.get(name) is None else str(data[name])
                   for name in SIGNED_FIELDS}
         expected = notification_signature(self._secret_key, fields)
-        if not _same_signature(expected, given):
+        if not same_signature(expected, given):
             raise SignatureError("signature does not match the body", provider=PROVIDER)
         if str(data.get("sbpMerchantId")) != self.merchant_id:
             raise ProviderError("bad_payload", "notification for another merchant",
@@ -449,7 +421,7 @@ class RaiffeisenClient:
             order=text(transaction.get("orderId")), status=text(status.get("value")),
             status_date=text(status.get("date")),
         )
-        if not _same_signature(expected, signature):
+        if not same_signature(expected, signature):
             raise SignatureError("signature does not match the body", provider=PROVIDER)
         if data.get("event") != "payment":
             raise ProviderError("bad_payload", f"event {data.get('event')!r} is not a payment",
