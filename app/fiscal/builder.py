@@ -360,7 +360,7 @@ def _sale_lines(sale_lines: Sequence[ReceiptLine]) -> list[ReceiptLine]:
             for number, line in enumerate(sale_lines, 1)]
 
 
-def _remaining(sale: Sequence[ReceiptLine],
+def left_to_refund(sale: Sequence[ReceiptLine],
                already_refunded: Sequence[ReceiptLine]) -> list[tuple[int, int]]:
     """(refundable amount, refundable quantity) of each sale line."""
     groups: dict[tuple[str, str, str, str, str], list[int]] = {}
@@ -428,7 +428,7 @@ def refund_by_amount(sale_lines: Sequence[ReceiptLine], amount_kopecks: int, *,
     """
     _check_positive(amount_kopecks)
     sale = _sale_lines(sale_lines)
-    left = _remaining(sale, already_refunded)
+    left = left_to_refund(sale, already_refunded)
     refundable = sum(amount for amount, _ in left)
     if amount_kopecks > refundable:
         raise ReceiptError(f"cannot refund {amount_kopecks} kopecks: only {refundable} "
@@ -502,7 +502,7 @@ def refund_by_lines(sale_lines: Sequence[ReceiptLine], selection: Sequence[tuple
     """
     sale = _sale_lines(sale_lines)
     wanted = _selection(selection, len(sale))
-    left = _remaining(sale, already_refunded)
+    left = left_to_refund(sale, already_refunded)
     lines: list[ReceiptLine] = []
     for index, quantity in wanted.items():
         source = sale[index]

@@ -147,7 +147,7 @@ def refundable_lines(payment_id: int) -> list[RefundableLine] | None:
     if sale is None:
         return None
     try:
-        left = builder._remaining(sale, _refunded_lines(payment, sale))
+        left = builder.left_to_refund(sale, _refunded_lines(payment, sale))
     except ReceiptError:
         return None  # refunds that do not fit the lines: only a sum can be refunded
     return [RefundableLine(index, line, quantity, amount)
