@@ -1,4 +1,5 @@
-# Kassa: web (gunicorn), worker and tools from one image.
+# Kassa: web (gunicorn), worker, migrations, the sandbox and tools from one image.
+# What each role is: docker/entrypoint.sh; how to run them: docs/deploy.md.
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
@@ -23,7 +24,7 @@ COPY --chown=kassa:kassa wsgi.py docker/entrypoint.sh ./
 RUN mkdir -p /app/instance && chown kassa:kassa /app/instance
 USER kassa
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s \
-  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+# Liveness of a web container (the role is read from PID 1); compose asks web for /readyz.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s CMD ["./entrypoint.sh", "healthcheck"]
 ENTRYPOINT ["./entrypoint.sh"]
 CMD ["web"]
