@@ -3,12 +3,17 @@ scrape."""
 
 from __future__ import annotations
 
+import os
+import runpy
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import jobs
+from app.config import ROOT
 from app.extensions import db
 from app.models import (
     Job,
@@ -185,3 +190,51 @@ def test_metrics_and_health_need_no_login_or_csrf(make_app) -> None:
     assert client.get("/metrics").status_code == 200
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+SCRAPE_IN_A_PROCESS = """
+import os
+from app import create_app
+app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                  "LOG_LEVEL": "CRITICAL"})
+client = app.test_client()
+child = os.fork()  # a second worker of the same web app
+# No webhook secret: refused, and still a callback answered and timed, in each process.
+client.post("/telegram/webhook", json={"update_id": 1})
+if child == 0:
+    os._exit(0)
+os.waitpid(child, 0)
+print(client.get("/metrics").get_data(as_text=True))
+"""
+
+
+def _telegram_callbacks(exposition: str) -> float:
+    return sum(sample.value
+               for family in text_string_to_metric_families(exposition)
+               for sample in family.samples
+               if sample.name == "kassa_callback_duration_seconds_count"
+               and sample.labels.get("callback") == "telegram")
+
+
+def test_callback_latency_adds_up_across_processes_in_multiprocess_mode(tmp_path) -> None:
+    """Like two gunicorn workers: each answers a callback, either one's scrape counts both."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "APP_ENV": "testing"}
+    env.pop("TEST_DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-c", SCRAPE_IN_A_PROCESS], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert _telegram_callbacks(done.stdout) == 2
+    assert len(list(tmp_path.glob("histogram_*.db"))) == 2  # one file per process
+
+
+def test_gunicorn_starts_multiprocess_mode_with_an_empty_folder(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "histogram_123.db").write_bytes(b"old counts")
+    (folder / "keep.txt").write_text("not ours")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    hooks["on_starting"](None)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "new"))
+    hooks["on_starting"](None)
+    assert (tmp_path / "new").is_dir()
