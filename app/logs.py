@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 # The settings whose values never appear in a log line or an error shown to people.
@@ -49,26 +50,41 @@ _PATTERNS = [
     # (app/constructor/signing.py), shown to their owner once.
     (re.compile(r"\bkassa_[A-Za-z0-9_-]{20,}"), lambda m: f"kassa_{MASK}"),
     (re.compile(r"\bwhsec_[0-9a-f]{16,}"), lambda m: f"whsec_{MASK}"),
+    # The password in a URL: scheme://user:password@host.
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@"), lambda m: f"{m.group(1)}{MASK}@"),
 ]
+
+
+def mask_values(text: str, values: Iterable[str], min_length: int = MIN_SECRET_LENGTH) -> str:
+    """`text` with each of `values` (at least `min_length` long) as `***`, the longest
+    first, so a secret that contains another is masked whole."""
+    for value in sorted({v for v in values if v}, key=len, reverse=True):
+        if len(value) >= min_length and value in text:
+            text = text.replace(value, MASK)
+    return text
 
 
 def redact(text: str, secret_values: Iterable[str] = ()) -> str:
     """`text` with every given secret value and every credential-looking part as `***`."""
     if not text:
         return text
-    for value in secret_values:
-        if value and len(value) >= MIN_SECRET_LENGTH and value in text:
-            text = text.replace(value, MASK)
+    text = mask_values(text, secret_values)
     for pattern, replace in _PATTERNS:
         text = pattern.sub(replace, text)
     return text
 
 
 def secret_values(config: Mapping[str, Any]) -> list[str]:
-    """The secret settings' values in `config`, longest first (a secret that contains
-    another is masked whole)."""
-    values = {str(config[name]) for name in SECRET_SETTINGS if config.get(name)}
-    return sorted(values, key=len, reverse=True)
+    """The secret settings' values in `config`, and the database's password."""
+    values = [str(config[name]) for name in SECRET_SETTINGS if config.get(name)]
+    url = urlsplit(str(config.get("SQLALCHEMY_DATABASE_URI") or ""))
+    try:
+        password = url.password
+    except ValueError:
+        password = None
+    if password:
+        values += [password, unquote(password)]
+    return values
 
 
 def scrub(text: str) -> str:

@@ -13,6 +13,7 @@ from app import jobs
 from app.config import ConfigError, load_config
 from app.extensions import db
 from app.jobs.worker import Worker
+from app.logs import redact, secret_values
 from app.models import Job
 from tests.ops.helpers import LogLines, bank_callback, open_qr
 from tests.test_config import PRODUCTION
@@ -209,3 +210,12 @@ def test_log_format_defaults_by_environment_and_refuses_nonsense(monkeypatch) ->
     monkeypatch.setenv("LOG_FORMAT", "xml")
     with pytest.raises(ConfigError, match="LOG_FORMAT must be json or plain"):
         load_config(overrides={"APP_ENV": "testing"})
+
+
+def test_the_database_password_never_reaches_the_log() -> None:
+    config = {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://kassa:s3cr%40t-pw@db/kassa"}
+    line = redact("could not connect as kassa with s3cr@t-pw to "
+                  "postgresql://kassa:other-pw@db:5432/kassa", secret_values(config))
+    assert "s3cr@t-pw" not in line
+    assert "other-pw" not in line
+    assert "postgresql://kassa:***@db:5432/kassa" in line
