@@ -31,6 +31,7 @@ from flask import Flask
 from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
 from app.jobs import RetryJob, enqueue, registry
 from app.logs import context as log_context
+from app.logs import scrub
 from app.models import Job, JobStatus, utcnow
 
 logger = logging.getLogger(__name__)
@@ -237,8 +238,9 @@ class Worker:
             attempts = job.attempts + 1  # this run's attempt, counted by the claim
             logger.warning("job %s %s failed (attempt %d): %s", job.id, job.name, attempts,
                            exc, exc_info=not isinstance(exc, LookupError))
+            # The admin panel shows the error: no secret in it (an HTTP error quotes its URL).
             self._failed(job.id, retry_in=backoff_seconds(attempts, self.backoff_base),
-                         error=repr(exc)[:2000])
+                         error=scrub(repr(exc))[:2000])
             return False
         # Services commit their own work; this ends whatever a handler left open.
         db.session.commit()

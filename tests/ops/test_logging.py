@@ -219,3 +219,22 @@ def test_the_database_password_never_reaches_the_log() -> None:
     assert "s3cr@t-pw" not in line
     assert "other-pw" not in line
     assert "postgresql://kassa:***@db:5432/kassa" in line
+
+
+def test_a_failed_jobs_error_is_kept_without_the_bot_token(json_app, lines) -> None:
+    def call_telegram(payload):
+        raise ConnectionError(f"Max retries exceeded with url: /bot{BOT_TOKEN}/sendMessage")
+
+    registry = jobs.registry(json_app)
+    registry.periodic_jobs.clear()
+    registry.handler("test.telegram", call_telegram)
+    jobs.enqueue("test.telegram", {})
+    db.session.commit()
+
+    Worker(json_app).run(burst=True)
+
+    error = db.session.scalar(sa.select(Job.last_error))
+    assert "ConnectionError" in error
+    assert "/bot***/sendMessage" in error
+    assert BOT_TOKEN not in error
+    assert BOT_TOKEN not in lines.text()
