@@ -20,7 +20,7 @@ COPY --chown=kassa:kassa app ./app
 COPY --chown=kassa:kassa templates ./templates
 COPY --chown=kassa:kassa static ./static
 COPY --chown=kassa:kassa migrations ./migrations
-COPY --chown=kassa:kassa wsgi.py docker/entrypoint.sh ./
+COPY --chown=kassa:kassa wsgi.py gunicorn.conf.py docker/entrypoint.sh ./
 RUN mkdir -p /app/instance && chown kassa:kassa /app/instance
 USER kassa
 EXPOSE 8000

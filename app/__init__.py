@@ -36,15 +36,20 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
+    """One handler on stderr: JSON lines or plain ones (LOG_FORMAT), each record carrying
+    the request id (app/logs.py) and masked of the app's secrets."""
+    from app import logs
+
     logging.config.dictConfig({
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-        }},
+        "formatters": {
+            "plain": {"()": "app.logs.PlainFormatter"},
+            "json": {"()": "app.logs.JsonFormatter"},
+        },
         "handlers": {"console": {
             "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-            "formatter": "plain",
+            "formatter": app.config["LOG_FORMAT"],
         }},
         "root": {"level": app.config["LOG_LEVEL"], "handlers": ["console"]},
         # requests/urllib3 log full URLs with query strings; keep them quiet.
@@ -54,6 +59,10 @@ def configure_logging(app: Flask) -> None:
             "alembic.runtime.plugins": {"level": "WARNING"},
         },
     })
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(logs.ContextFilter())
+        handler.addFilter(logs.RedactFilter(logs.secret_values(app.config)))
+    logs.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -125,9 +134,14 @@ def register_security(app: Flask) -> None:
 
 
 def register_health(app: Flask) -> None:
+    """/healthz, /readyz and /metrics (app/metrics.py)."""
+    from app import metrics
+    from app.extensions import csrf
     from app.health import bp
 
+    csrf.exempt(bp)
     app.register_blueprint(bp)
+    metrics.init_app(app)
 
 
 def register_template_filters(app: Flask) -> None:

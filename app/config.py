@@ -212,6 +212,11 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
             else f"{sandbox_url}/proxyapp/c2bmembers.json"),
         "NSPK_BANKS_REFRESH_HOURS": _int("NSPK_BANKS_REFRESH_HOURS", 24),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
+        # json: one JSON object per line (for a log collector); plain: for a terminal.
+        "LOG_FORMAT": (_env("LOG_FORMAT") or ("json" if production else "plain")).lower(),
+        # /metrics: when set, a scraper must send `Authorization: Bearer <token>`; when
+        # unset, only loopback and private addresses may scrape.
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),
         "BABEL_DEFAULT_LOCALE": "ru",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Moscow",
     }
@@ -236,6 +241,8 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
     if cfg["JOB_RETENTION_DAYS"] < 1:
         # A repeated event finds its done job (by key) and adds nothing: keep them a while.
         raise ConfigError(f"JOB_RETENTION_DAYS must be at least 1, got {cfg['JOB_RETENTION_DAYS']}")
+    if cfg["LOG_FORMAT"] not in ("json", "plain"):
+        raise ConfigError(f"LOG_FORMAT must be json or plain, got {cfg['LOG_FORMAT']!r}")
     if cfg["TELEGRAM_INIT_DATA_MAX_AGE"] < 1:
         raise ConfigError("TELEGRAM_INIT_DATA_MAX_AGE must be at least 1 second, got "
                           f"{cfg['TELEGRAM_INIT_DATA_MAX_AGE']}")

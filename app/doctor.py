@@ -58,7 +58,7 @@ def _fix(name: str, detail: str) -> Check:
 
 
 def _short(exc: Exception) -> str:
-    from app.telegram.bot import scrub
+    from app.logs import scrub
 
     text = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
     return scrub(text)[:300]

@@ -106,7 +106,7 @@ PROVIDER_NAMES = {BANK: "SBP_PROVIDER", REGISTER: "FISCAL_PROVIDER"}
 
 
 def _error_text(exc: Exception) -> str:
-    from app.telegram.bot import scrub
+    from app.logs import scrub
 
     text = str(exc) if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
     return scrub(text)[:ERROR_MAX]

@@ -46,8 +46,14 @@ case "$role" in
     ;;
   web)
     # FORWARDED_ALLOW_IPS: the proxies whose X-Forwarded-* headers gunicorn believes.
+    # With JSON logs (LOG_FORMAT, json in production) Kassa writes one line per request
+    # itself; gunicorn's plain access log would only repeat it in another shape.
+    format="${LOG_FORMAT:-$([ "${APP_ENV:-production}" = production ] && echo json || echo plain)}"
+    access_log=""
+    [ "$format" = plain ] && access_log="--access-logfile -"
+    # gunicorn.conf.py (read from /app) keeps PROMETHEUS_MULTIPROC_DIR's books.
     exec gunicorn --bind "0.0.0.0:${PORT:-8000}" --workers "${WEB_CONCURRENCY:-2}" \
-      --access-logfile - --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" wsgi:app
+      $access_log --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" wsgi:app
     ;;
   worker)
     exec flask worker

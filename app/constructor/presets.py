@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from app.constructor import signing
+from app.logs import mask_values
 
 DEFAULT_BASE_URLS = {
     "salebot": "https://chatter.salebot.pro",
@@ -319,11 +320,8 @@ def secrets_of(settings: dict[str, Any] | None) -> list[str]:
 
 
 def mask(text: str, secrets: list[str]) -> str:
-    """`text` with each secret replaced by ***."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, MASK)
-    return text
+    """`text` with each secret (of 4 characters or more) replaced by ***."""
+    return mask_values(text, secrets, min_length=4)
 
 
 def mask_url(url: str, secrets: list[str]) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app import audit
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
+from app.logs import current_request_id
 from app.models import Job, JobStatus, utcnow
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ def enqueue(
 
     :param key: idempotency key; a second job with the same key is silently not added,
         so a repeated event never doubles its side effects.
+
+    The job carries the current request id (app/logs.py): the web request's, or, for a job
+    enqueued by a job, that job's, so one id follows a callback through all it causes.
     """
     now = utcnow()
     values = {
@@ -117,6 +121,7 @@ def enqueue(
         "run_at": run_at or now,
         "created_at": now,
         "updated_at": now,
+        "request_id": current_request_id(),
     }
     # INSERT ... ON CONFLICT (key) DO NOTHING: a repeated key adds nothing, without an
     # error that would spoil the caller's transaction. Built once; only values change.

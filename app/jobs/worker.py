@@ -30,6 +30,8 @@ from flask import Flask
 
 from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
 from app.jobs import RetryJob, enqueue, registry
+from app.logs import context as log_context
+from app.logs import scrub
 from app.models import Job, JobStatus, utcnow
 
 logger = logging.getLogger(__name__)
@@ -205,15 +207,30 @@ class Worker:
     # -- running one job ---------------------------------------------------------------------
 
     def _run(self, job) -> bool:
-        """Run the job's handler; record a failure. :returns: whether it succeeded."""
+        """Run the job's handler; record a failure. :returns: whether it succeeded.
+
+        While it runs, the log context holds the job's request id (and its id and name), so
+        its lines, and the jobs it enqueues, carry the id of the request that caused it.
+        """
+        token = log_context.set({"request_id": job.request_id, "job_id": job.id,
+                                 "job": job.name})
+        try:
+            return self._run_handler(job)
+        finally:
+            log_context.reset(token)
+
+    def _run_handler(self, job) -> bool:
         fn = self.jobs.handlers.get(job.name)
         started = time.monotonic()
+        logger.info("job %s %s started (attempt %d)", job.id, job.name, job.attempts + 1)
         try:
             if fn is None:
                 raise LookupError(f"no handler registered for job {job.name!r}")
             fn(dict(job.payload or {}))
         except RetryJob as retry:
             db.session.rollback()
+            logger.debug("job %s %s: again in %.1f s (%s)", job.id, job.name, retry.delay,
+                         retry)
             self._failed(job.id, retry_in=retry.delay, error=str(retry), count_attempt=False)
             return False
         except Exception as exc:
@@ -221,13 +238,15 @@ class Worker:
             attempts = job.attempts + 1  # this run's attempt, counted by the claim
             logger.warning("job %s %s failed (attempt %d): %s", job.id, job.name, attempts,
                            exc, exc_info=not isinstance(exc, LookupError))
+            # The admin panel shows the error: no secret in it (an HTTP error quotes its URL).
             self._failed(job.id, retry_in=backoff_seconds(attempts, self.backoff_base),
-                         error=repr(exc)[:2000])
+                         error=scrub(repr(exc))[:2000])
             return False
         # Services commit their own work; this ends whatever a handler left open.
         db.session.commit()
-        logger.info("job %s %s done in %.0f ms", job.id, job.name,
-                    (time.monotonic() - started) * 1000)
+        duration_ms = (time.monotonic() - started) * 1000
+        logger.info("job %s %s done in %.0f ms", job.id, job.name, duration_ms,
+                    extra={"duration_ms": round(duration_ms, 1)})
         return True
 
     def _done(self, job_ids: list[int]) -> list[int]:
@@ -331,4 +350,4 @@ def _pick(query, limit: int) -> list:
 
 
 _COLUMNS = ("id", "name", "payload", "status", "attempts", "max_attempts", "locked_by",
-            "last_error")
+            "last_error", "request_id")

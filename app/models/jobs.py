@@ -51,6 +51,8 @@ class Job(TimestampMixin, db.Model):
     locked_by: Mapped[str | None] = mapped_column(sa.String(64))
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The id of the web request (or of the job) that enqueued it: its log lines carry it.
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name} {self.status.value} attempt {self.attempts}>"

@@ -22,6 +22,7 @@ from app.audit import SYSTEM, act_as
 from app.errors import KassaError
 from app.extensions import unit_of_work
 from app.jobs import RetryJob, enqueue
+from app.logs import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +67,6 @@ def get_bot(app: Flask | None = None) -> TeleBot:
         register(bot)
         app.extensions[EXTENSION] = bot
     return bot
-
-
-def scrub(text: str) -> str:
-    """`text` without the bot token (HTTP errors quote the URL, which holds it)."""
-    token = current_app.config.get("TELEGRAM_BOT_TOKEN")
-    return text.replace(token, "<token>") if token else text
 
 
 def undeliverable(exc: ApiTelegramException) -> bool:

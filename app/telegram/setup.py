@@ -17,7 +17,8 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import BotCommand, MenuButtonDefault, MenuButtonWebApp, WebAppInfo
 
 from app.errors import KassaError
-from app.telegram.bot import enqueue_update, get_bot, scrub
+from app.logs import scrub
+from app.telegram.bot import enqueue_update, get_bot
 from app.telegram.messages import miniapp_url, shop_url
 
 logger = logging.getLogger(__name__)
