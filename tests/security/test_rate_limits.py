@@ -166,6 +166,21 @@ def test_a_callback_over_the_limit_records_nothing_and_its_resend_is_recorded(ma
         assert client.get("/sbp/qr/nothing.png").status_code == 404
 
 
+def test_a_callback_goes_through_when_the_counts_cannot_be_kept(make_app, monkeypatch):
+    app = make_app(RATELIMIT_SBP_CALLBACK="1/minute")
+    storage = ratelimit.limiter(app).storage
+
+    def broken(*_args, **_kwargs):
+        raise sa.exc.OperationalError("UPSERT", {}, Exception("the database is away"))
+
+    monkeypatch.setattr(storage, "incr", broken)
+    with app.app_context():
+        shop = Shop.open()
+        client = app.test_client()
+        assert client.post("/sbp/callback", data=b"{}").status_code == 400
+        assert shop.callback(client, "active", "125.50") == "paid"  # not refused, not lost
+
+
 # -- the admin login -------------------------------------------------------------------------
 
 def test_admin_logins_over_the_limit_get_the_page_with_a_russian_429(make_app):
