@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_assets(app)
     register_models(app)
     register_jobs(app)
+    register_rate_limits(app)
     register_features(app)
     register_health(app)
     register_security(app)
@@ -98,6 +99,13 @@ def register_jobs(app: Flask) -> None:
     from app import jobs
 
     jobs.init_app(app)
+
+
+def register_rate_limits(app: Flask) -> None:
+    """The limiter and its storage; the features below say what they limit."""
+    from app import ratelimit
+
+    ratelimit.init_app(app)
 
 
 def register_features(app: Flask) -> None:

@@ -211,6 +211,19 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
             "https://qr.nspk.ru/proxyapp/c2bmembers.json" if production
             else f"{sandbox_url}/proxyapp/c2bmembers.json"),
         "NSPK_BANKS_REFRESH_HOURS": _int("NSPK_BANKS_REFRESH_HOURS", 24),
+        # Rate limits (app/ratelimit), shared by every process through RATELIMIT_STORAGE_URI:
+        # Kassa's database by default (kassa-db://), or redis://... . Each limit is a string
+        # such as "600/minute" or "10/second;300/hour"; see docs/security.md.
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "kassa-db://"),
+        # Admin login POSTs per client address (the database's failure throttle also holds).
+        "RATELIMIT_ADMIN_LOGIN": _env("RATELIMIT_ADMIN_LOGIN", "30/minute"),
+        # /api/v1 requests per API client (per address for a request without a known key).
+        "RATELIMIT_API": _env("RATELIMIT_API", "600/minute"),
+        # The bank's callbacks per address: generous, a refused callback is only resent.
+        "RATELIMIT_SBP_CALLBACK": _env("RATELIMIT_SBP_CALLBACK", "1200/minute"),
+        "RATELIMIT_TELEGRAM_WEBHOOK": _env("RATELIMIT_TELEGRAM_WEBHOOK", "1200/minute"),
+        # POSTs to the till's and the shop's Mini Apps per address.
+        "RATELIMIT_MINIAPP": _env("RATELIMIT_MINIAPP", "300/minute"),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
         # json: one JSON object per line (for a log collector); plain: for a terminal.
         "LOG_FORMAT": (_env("LOG_FORMAT") or ("json" if production else "plain")).lower(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -66,7 +66,8 @@ def wants_json() -> bool:
     return best == "application/json" and not request.headers.get("HX-Request")
 
 
-def _respond(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str):
+    """A refusal as JSON (`{"ok": false, "error", "message"}`) or as an error page."""
     if wants_json():
         return jsonify(ok=False, error=code, message=message), status
     template = f"errors/{status}.html" if status in (400, 403, 404, 409, 413, 500) else (
@@ -85,6 +86,15 @@ def screen_error_handlers(bp, error_screen, *, unexpected: str) -> None:
         db.session.rollback()
         return error_screen(exc.message, exc.status)
 
+    @bp.errorhandler(429)
+    def _rate_limited(_exc: HTTPException):
+        from app.ratelimit import rate_limited_message, retry_after
+
+        seconds = retry_after()
+        response = current_app.make_response(error_screen(rate_limited_message(seconds), 429))
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
     @bp.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         messages = {404: _("Не найдено"), 405: _("Так нельзя"),
@@ -102,20 +112,20 @@ def screen_error_handlers(bp, error_screen, *, unexpected: str) -> None:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(KassaError)
     def handle_kassa_error(exc: KassaError):
-        return _respond(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(CSRFError)
     def handle_csrf_error(exc: CSRFError):
-        return _respond(400, "csrf", _("Форма устарела или пришла не с этой страницы. "
+        return error_response(400, "csrf", _("Форма устарела или пришла не с этой страницы. "
                                        "Обновите страницу и попробуйте ещё раз."))
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return _respond(exc.code or 500, code, exc.description or exc.name)
+        return error_response(exc.code or 500, code, exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
         db.session.rollback()
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        return _respond(500, "internal_error", "Internal error; it has been logged.")
+        return error_response(500, "internal_error", "Internal error; it has been logged.")

@@ -9,6 +9,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the blueprint and Flask-Login (the panel's session cookie)."""
+    from app import ratelimit
     from app.admin import (  # noqa: F401 - routes
         accounts,
         auth,
@@ -25,3 +26,7 @@ def init_app(app: Flask) -> None:
 
     auth.init_login(app)
     app.register_blueprint(bp, url_prefix="/admin")
+    # Login attempts per address, before any password is hashed; the failure throttle in
+    # services.py (accounts and addresses, in the database) holds as well.
+    ratelimit.limit(app, bp, "RATELIMIT_ADMIN_LOGIN", scope="admin-login",
+                    endpoints={"admin.login"}, methods=["POST"])

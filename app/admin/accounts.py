@@ -5,17 +5,27 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from app import audit
+from app import audit, ratelimit
 from app.admin import services
 from app.admin.accounts_forms import ActionForm, InviteForm, LoginForm, RegisterForm, RoleForm
 from app.admin.auth import admin_required, viewer_required
 from app.admin.blueprint import bp
 from app.errors import KassaError
 from app.models import AdminRole, AdminUser, utcnow
+from app.ratelimit import RateLimitExceeded
 
 # The invite link just made, kept in the session until the admins page has shown it once.
 INVITE_LINK_KEY = "admin_invite_link"
@@ -69,6 +79,20 @@ def login():
         status = 400
     return render_template("admin/accounts/login.html", form=form, next_url=next_url,
                            registration_open=services.registration_open()), status
+
+
+@bp.errorhandler(RateLimitExceeded)
+def too_many_logins(_exc: RateLimitExceeded):
+    """Over RATELIMIT_ADMIN_LOGIN (app/ratelimit; checked before the view): the login page
+    again with the wait, 429 and Retry-After. Nothing was checked or counted."""
+    seconds = ratelimit.retry_after()
+    form = LoginForm()
+    form.form_errors.append(ratelimit.rate_limited_message(seconds))
+    response = make_response(render_template(
+        "admin/accounts/login.html", form=form, next_url=safe_next(request.args.get("next")),
+        registration_open=services.registration_open()), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 @bp.post("/logout")

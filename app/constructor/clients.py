@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 from app import audit
 from app.constructor.signing import new_secret
 from app.errors import KassaError, NotFoundError, ValidationError
-from app.extensions import db
+from app.extensions import READ_ONLY, db
 from app.models import ApiClient, CallbackPreset, utcnow
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,19 @@ def authenticate(key: str | None) -> ApiClient:
                            .values(last_used_at=now))
         db.session.commit()
     return client
+
+
+def active_client_id(key: str | None) -> int | None:
+    """The id of the active client whose key this is, or None; read on a connection of its
+    own (the caller's session is left alone) and written nowhere."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    with db.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        client_id = conn.scalar(sa.select(ApiClient.id).where(
+            ApiClient.key_hash == hash_key(key), ApiClient.active.is_(True),
+            ApiClient.revoked_at.is_(None)))
+        conn.rollback()
+    return client_id
 
 
 def get_client(client_id: int) -> ApiClient:

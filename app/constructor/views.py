@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app import jobs
+from app import jobs, ratelimit
 from app.audit import Actor, act_as
 from app.constructor import clients, openapi, parsing, payments
 from app.errors import KassaError
@@ -34,6 +34,16 @@ def _header_keys() -> set[str]:
     if parsing.TOKEN_FIELD in request.args:
         keys.add(request.args[parsing.TOKEN_FIELD].strip())
     return keys
+
+
+def rate_limit_key() -> str:
+    """Whom a request to /api/v1 counts against (ratelimit): its client when it carries one
+    known key outside its body, else its address (no key, a wrong one, several, or the
+    key in the body, which is read only in the view). Looked up on a connection of its own,
+    before the view: the request's session is not touched."""
+    keys = _header_keys()
+    client_id = clients.active_client_id(next(iter(keys))) if len(keys) == 1 else None
+    return f"client:{client_id}" if client_id is not None else f"ip:{ratelimit.client_ip()}"
 
 
 def _authenticate(keys: set[str]) -> ApiClient:

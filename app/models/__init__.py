@@ -19,6 +19,7 @@ from app.models.orders import (
     OrderStatus,
 )
 from app.models.people import ACCESS_TRANSITIONS, AccessRequest, AccessStatus, StaffMember
+from app.models.ratelimit import RateLimitCounter
 from app.models.receipts import RECEIPT_TRANSITIONS, Receipt, ReceiptKind, ReceiptStatus
 from app.models.sbp import (
     ACTIVATION_TRANSITIONS,
@@ -96,6 +97,7 @@ __all__ = [
     "QrCode",
     "QrKind",
     "QrStatus",
+    "RateLimitCounter",
     "Receipt",
     "ReceiptKind",
     "ReceiptStatus",

@@ -34,11 +34,15 @@ def init_app(app: Flask) -> None:
                           f"{', '.join(PROVIDERS)}")
     app.extensions["kassa.sbp"] = PROVIDERS[name](app.config)
 
-    from app import jobs
+    from app import jobs, ratelimit
     from app.sbp.handlers import HANDLERS
     from app.sbp.routes import bp
 
     app.register_blueprint(bp, url_prefix="/sbp")
+    # The bank resends a callback that was not answered 2xx, so a 429 loses nothing; the
+    # limit (per address) is generous all the same.
+    ratelimit.limit(app, bp, "RATELIMIT_SBP_CALLBACK", scope="sbp-callback",
+                    endpoints={"sbp.callback"}, methods=["POST"])
     registry = jobs.registry(app)
     for job_name, fn in HANDLERS.items():
         registry.handler(job_name, fn)

@@ -42,10 +42,13 @@ def init_app(app) -> None:
     """Register the customer's Mini App at /shop. Like the till it is not a cookie session:
     every call carries `Authorization: tma <initData>` signed by Telegram, which a forged
     cross-site form cannot send, so the blueprint is exempt from CSRF tokens."""
+    from app import ratelimit
     from app.extensions import csrf
 
     csrf.exempt(bp)
     app.register_blueprint(bp, url_prefix="/shop")
+    # What writes or prices (POST), per address; the screens' polls are reads and free.
+    ratelimit.limit(app, bp, "RATELIMIT_MINIAPP", scope="storefront", methods=["POST"])
 
 STOP_POLLING = 286  # htmx stops polling on this status
 PHONE_UA = re.compile(r"Android|iPhone|iPad|iPod|Mobile", re.IGNORECASE)
