@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0017_rate_limits'
-down_revision = '0015_storefront'
+down_revision = '0016_job_request_id'
 branch_labels = None
 depends_on = None
 
