@@ -19,9 +19,9 @@ INSTANCE = ROOT / "instance"
 # Credentials the sandbox (app/sandbox) accepts. They are public on purpose and a
 # production configuration that still carries them refuses to start.
 SANDBOX_MERCHANT_ID = "MA0000000552"
-SANDBOX_SECRET_KEY = "sandbox-secret-key-not-for-production"  # noqa: S105
+SANDBOX_SECRET_KEY = "sandbox-secret-key-not-for-production"  # noqa: S105 - the sandbox's public key  # nosec B105
 SANDBOX_ATOL_LOGIN = "v5-online-atol-ru"
-SANDBOX_ATOL_PASSWORD = "zUr0OxfI"  # noqa: S105
+SANDBOX_ATOL_PASSWORD = "zUr0OxfI"  # noqa: S105 - the public ATOL test password  # nosec B105
 SANDBOX_ATOL_GROUP = "v5-online-atol-ru_5179"
 
 
