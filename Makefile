@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test install sysdeps lint format migrate seed clean bench
+.PHONY: run test install sysdeps lint format migrate seed clean bench audit
 
 # System tools the tests use: zbarimg decodes QR codes; Debian's chromium runs the browser tests.
 SYSDEPS := zbarimg:zbar-tools chromium:chromium
@@ -42,6 +42,13 @@ test: install sysdeps
 
 lint: install
 	$(BIN)/ruff check .
+
+## Security checks: bandit over the app (accepted findings carry `# nosec BXXX` and a reason)
+## and pip-audit of the runtime pins against PyPI's advisories (needs PyPI; ~30 s, so CI runs
+## it after the tests, not `make test`).
+audit: install
+	$(BIN)/bandit -q -c pyproject.toml -r app
+	$(BIN)/pip-audit -r requirements.txt --progress-spinner off
 
 format: install
 	$(BIN)/ruff format app tests bench

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+from flask.helpers import get_debug_flag
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -18,9 +19,9 @@ INSTANCE = ROOT / "instance"
 # Credentials the sandbox (app/sandbox) accepts. They are public on purpose and a
 # production configuration that still carries them refuses to start.
 SANDBOX_MERCHANT_ID = "MA0000000552"
-SANDBOX_SECRET_KEY = "sandbox-secret-key-not-for-production"  # noqa: S105
+SANDBOX_SECRET_KEY = "sandbox-secret-key-not-for-production"  # noqa: S105 - the sandbox's public key  # nosec B105
 SANDBOX_ATOL_LOGIN = "v5-online-atol-ru"
-SANDBOX_ATOL_PASSWORD = "zUr0OxfI"  # noqa: S105
+SANDBOX_ATOL_PASSWORD = "zUr0OxfI"  # noqa: S105 - the public ATOL test password  # nosec B105
 SANDBOX_ATOL_GROUP = "v5-online-atol-ru_5179"
 
 
@@ -266,6 +267,11 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
 
 def _check_production(cfg: dict, *, secret_key_given: bool) -> None:
     problems = []
+    if cfg.get("DEBUG") or get_debug_flag():
+        # `flask --debug` and FLASK_DEBUG=1 turn on Werkzeug's debugger, which runs any code
+        # a visitor types into a traceback page.
+        problems.append("FLASK_DEBUG is on: the debugger must never run in production "
+                        "(unset FLASK_DEBUG, drop --debug)")
     if not secret_key_given:
         problems.append(f"SECRET_KEY is not set: {SECRET_KEY_HINT}")
     else:

@@ -21,7 +21,7 @@ from flask_login import current_user, login_user, logout_user
 from app import audit, ratelimit
 from app.admin import services
 from app.admin.accounts_forms import ActionForm, InviteForm, LoginForm, RegisterForm, RoleForm
-from app.admin.auth import admin_required, viewer_required
+from app.admin.auth import admin_required, start_login_clock, viewer_required
 from app.admin.blueprint import bp
 from app.errors import KassaError
 from app.models import AdminRole, AdminUser, utcnow
@@ -55,7 +55,8 @@ def _start_session(user: AdminUser) -> None:
     """A new session for the account: nothing of the visitor's session carries over."""
     session.clear()
     login_user(user)
-    session.permanent = True  # ends after PERMANENT_SESSION_LIFETIME (auth.py)
+    start_login_clock()
+    session.permanent = True  # ends after SESSION_LIFETIME (auth.py), however active
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -5,15 +5,21 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, g, request, session
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from app.audit import Actor, act_as
 from app.extensions import db, login_manager
-from app.models import AdminUser
+from app.models import AdminUser, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
+#: When the session's login happened (a UTC Unix timestamp), set by the login itself.
+LOGIN_AT_KEY = "login_at"
+#: Behind https the cookie takes the __Host- prefix: the browser then accepts it only if it
+#: is Secure, for the whole site and for this host alone (no Domain), so no sibling
+#: subdomain can plant or overwrite it.
+HTTPS_SESSION_COOKIE = "__Host-session"
 
 
 def init_login(app: Flask) -> None:
@@ -22,18 +28,26 @@ def init_login(app: Flask) -> None:
     login_manager.login_message = _l("Войдите, чтобы открыть панель.")
     login_manager.login_message_category = "info"
     # Flask has defaults for these keys (not secure, SameSite unset, 31 days), so they are
-    # set outright, not with setdefault. The panel's session is its only cookie.
-    production = app.config["APP_ENV"] == "production"
+    # set outright, not with setdefault. The panel's session is its only cookie (the login
+    # never asks Flask-Login to remember; its remember cookie gets the same flags anyway).
+    # Secure behind https (production requires it); development runs on http://127.0.0.1.
+    https = (app.config["APP_ENV"] == "production"
+             or app.config.get("PUBLIC_URL", "").startswith("https://"))
     app.config.update(
-        SESSION_COOKIE_SECURE=production,   # https only; development runs on http://127.0.0.1
+        SESSION_COOKIE_SECURE=https,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        REMEMBER_COOKIE_SECURE=production,
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
+        REMEMBER_COOKIE_SECURE=https,
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
-        # A login lasts this long, however active (the signed cookie is refused afterwards).
+        # The cookie's own expiry; each request renews it, so the login's age is also
+        # checked (`_load`): a login lasts this long however active it is.
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
+    if https:
+        app.config["SESSION_COOKIE_NAME"] = HTTPS_SESSION_COOKIE
     app.before_request(_forget_last_request)
 
 
@@ -46,8 +60,26 @@ def _forget_last_request() -> None:
     g.pop("audit_actor", None)
 
 
+def start_login_clock() -> None:
+    """Note in the session that its login happens now (the login calls this)."""
+    session[LOGIN_AT_KEY] = int(utcnow().timestamp())
+
+
+def _login_is_current() -> bool:
+    """The session's login is younger than SESSION_LIFETIME. Flask renews a permanent
+    session's cookie on every request, so an active panel would otherwise stay logged in
+    for ever; a session without the time (made before it was kept) counts as expired."""
+    started = session.get(LOGIN_AT_KEY)
+    if not isinstance(started, int):
+        return False
+    age = utcnow().timestamp() - started
+    return 0 <= age < SESSION_LIFETIME.total_seconds()
+
+
 @login_manager.user_loader
 def _load(user_id: str) -> AdminUser | None:
+    if not _login_is_current():
+        return None  # the panel asks for the password again
     return db.session.get(AdminUser, int(user_id)) if user_id.isdigit() else None
 
 

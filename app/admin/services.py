@@ -34,7 +34,7 @@ from app.models import AdminInvite, AdminRole, AdminUser, LoginThrottle, utcnow
 logger = logging.getLogger(__name__)
 
 HASH_METHOD = "scrypt"
-PASSWORD_MIN = 10
+PASSWORD_MIN = 12
 PASSWORD_MAX = 256          # a longer one is refused, not hashed: no megabyte passwords
 EMAIL_MAX = 254
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")

@@ -28,7 +28,7 @@ MAX_CLIENT_ID = 128     # Order.client_ref
 MAX_EMAIL = 64          # Order.customer_email
 MAX_PHONE_TEXT = 32     # before spaces, dashes and brackets are taken out
 # Where a key may come in the request itself rather than a header.
-TOKEN_FIELD = "token"  # noqa: S105 - a field name, not a secret
+TOKEN_FIELD = "token"  # noqa: S105 - a field name  # nosec B105
 
 
 def _invalid(message, code: str) -> ValidationError:

@@ -29,7 +29,7 @@ import time
 HEADER = "X-Kassa-Signature"
 # How far a timestamp may be from the receiver's clock, in seconds (Stripe's default).
 TOLERANCE_SECONDS = 300
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix  # nosec B105
 
 
 class SignatureError(Exception):

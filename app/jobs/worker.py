@@ -53,7 +53,7 @@ PARTIAL_CLAIM_PAUSE_SECONDS = 0.05
 def backoff_seconds(attempts: int, base: float = BACKOFF_BASE_SECONDS) -> float:
     """2 s, 4 s, 8 s ... capped at an hour, with ±20 % jitter so retries don't stampede."""
     delay = min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
-    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter  # nosec B311
 
 
 class Worker:

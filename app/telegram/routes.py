@@ -14,7 +14,7 @@ from app.telegram.bot import enqueue_update
 
 logger = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name  # nosec B105
 # An update is a few kilobytes; anything much bigger is not from Telegram.
 MAX_UPDATE_BYTES = 256 * 1024
 

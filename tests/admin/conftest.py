@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from werkzeug.security import generate_password_hash
 
+from app.admin.auth import LOGIN_AT_KEY
 from app.extensions import db
-from app.models import AdminRole, AdminUser
+from app.models import AdminRole, AdminUser, utcnow
 
 PASSWORD = "correct horse battery staple"
 
@@ -24,6 +25,7 @@ def logged_in(app, user: AdminUser):
     with client.session_transaction() as session:
         session["_user_id"] = str(user.id)
         session["_fresh"] = True
+        session[LOGIN_AT_KEY] = int(utcnow().timestamp())
     return client
 
 

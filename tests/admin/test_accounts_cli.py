@@ -51,7 +51,7 @@ def test_the_two_passwords_must_match(app):
     (["not-an-email", "--password", PASSWORD],
      "Error: invalid_email: Укажите email вида name@example.ru"),
     (["owner@example.com", "--password", "short"],
-     "Error: weak_password: Пароль: не меньше 10 символов"),
+     "Error: weak_password: Пароль: не меньше 12 символов"),
     (["taken@example.com", "--password", PASSWORD],
      "Error: email_taken: Этот email уже зарегистрирован"),
 ])

@@ -61,7 +61,9 @@ def test_the_first_admin_registers_and_registration_closes(app):
 
 
 @pytest.mark.parametrize(("email", "password", "confirm", "message"), [
-    ("first@example.com", "short pw", None, "Пароль: не меньше 10 символов"),
+    ("first@example.com", "short pw", None, "Пароль: не меньше 12 символов"),
+    # ASVS 2.1.1: at least 12 characters; eleven are one too few.
+    ("first@example.com", "eleven char", None, "Пароль: не меньше 12 символов"),
     ("first@example.com", "x" * 257, None, "Пароль: не больше 256 символов"),
     ("first@example.com", NEW_PASSWORD, "another password", "Пароли не совпадают"),
     ("not-an-email", NEW_PASSWORD, None, "Укажите email вида name@example.ru"),
@@ -182,3 +184,9 @@ def test_registration_by_invite_gets_the_invites_role_not_the_forms(app, admin_c
     app.test_client().post(path, data={"email": "guest@example.com", "password": NEW_PASSWORD,
                                        "confirm": NEW_PASSWORD, "role": "admin"})
     assert ("guest@example.com", AdminRole.VIEWER.value) in accounts()
+
+
+def test_twelve_characters_are_enough_for_a_password(app):
+    response = register(app.test_client(), password="twelve chars", confirm="twelve chars")
+    assert response.status_code == 302
+    assert accounts() == [("first@example.com", "admin")]

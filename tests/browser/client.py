@@ -83,15 +83,42 @@ def launch_url(web_url: str, telegram_id: int = CASHIER_TELEGRAM_ID, *, theme: s
             f"&tgWebAppThemeParams={quote(theme_json, safe='')}")
 
 
+#: What chromium writes to the console when a page breaks its Content-Security-Policy
+#: ("Applying inline style violates the following Content Security Policy directive ...").
+CSP_MARKER = "Content Security Policy"
+#: Every violation seen by a watched context since the last `take_csp_violations()`.
+_csp_violations: list[str] = []
+
+
+def watch_csp(context):
+    """Record every CSP violation any page of `context` reports on its console."""
+
+    def seen(message) -> None:
+        if CSP_MARKER in message.text:
+            where = (message.location or {}).get("url", "?")
+            _csp_violations.append(f"{where}: {message.text}")
+
+    context.on("console", seen)
+    return context
+
+
+def take_csp_violations() -> list[str]:
+    """The violations recorded so far (and forget them)."""
+    taken = list(_csp_violations)
+    _csp_violations.clear()
+    return taken
+
+
 def new_context(browser, theme: str = "light", *, telegram: bool = True):
-    """A fresh browser context (own storage) with the Telegram client's proxy injected."""
+    """A fresh browser context (own storage) with the Telegram client's proxy injected and
+    its CSP violations watched."""
     context = browser.new_context(
         viewport={"width": 390, "height": 800}, device_scale_factor=1,
         color_scheme="dark" if theme == "dark" else "light", locale="ru-RU",
     )
     if telegram:
         context.add_init_script(INIT_SCRIPT)
-    return context
+    return watch_csp(context)
 
 
 def artifacts_dir() -> Path:

@@ -12,7 +12,14 @@ from playwright.sync_api import sync_playwright
 
 from app.catalog.services import create_product
 from app.people.services import add_staff
-from tests.browser.client import BOT_TOKEN, CASHIER_TELEGRAM_ID, Client, launch, new_context
+from tests.browser.client import (
+    BOT_TOKEN,
+    CASHIER_TELEGRAM_ID,
+    Client,
+    launch,
+    new_context,
+    take_csp_violations,
+)
 from tests.conftest import Stack
 from tests.telegram.fakebot import FakeBotApi
 
@@ -26,6 +33,16 @@ def browser():
         browser = launch(playwright)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations():
+    """Every browser test fails if a page it opened broke the Content-Security-Policy
+    (an inline style or handler, an injected <style>, eval): contexts made by
+    `new_context` or passed to `watch_csp` report them."""
+    take_csp_violations()
+    yield
+    assert take_csp_violations() == []
 
 
 @pytest.fixture(scope="module")

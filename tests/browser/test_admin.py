@@ -14,8 +14,12 @@ from app.extensions import db
 from app.models import OrderChannel, Payment
 from app.orders.services import Line, create_order
 from app.sbp import qrcodes
-from tests.browser.client import artifacts_dir
+from app.storefront.ordering import place_order
+from app.storefront.photos import save_photo
+from tests.browser.client import artifacts_dir, watch_csp
 from tests.helpers import wait_for
+from tests.storefront.conftest import seed_shop
+from tests.storefront.shopadmin_support import image_bytes
 
 EMAIL = "owner@example.com"
 PASSWORD = "длинный пароль 2026"
@@ -25,7 +29,8 @@ CAKE = Line(name="Чизкейк", price_kopecks=31000)
 
 @pytest.fixture
 def admin_page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ru-RU")
+    context = watch_csp(browser.new_context(viewport={"width": 1280, "height": 900},
+                                            locale="ru-RU"))
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
@@ -130,3 +135,50 @@ def test_first_admin_watches_a_payment_arrive_and_refunds_part_of_it(stack, admi
     _shot(page, "refunded")
     page.reload()
     expect(page.locator("#payment")).to_contain_text(re.compile(r"Возвращено\s*220,00"))
+
+
+def test_the_panels_other_pages_keep_to_the_content_security_policy(stack, admin_page):
+    """The pages not walked above: the catalog with a photo, the product form, the tills and
+    a QR's print page, the admins with a fresh invite link, a shop order. None breaks the
+    policy (the autouse check), the print button prints and the invite link selects itself
+    for copying, without inline handlers."""
+    page = admin_page
+    web = stack.web.url
+    with stack.app.app_context():
+        ids = seed_shop(stack.app)
+        save_photo(ids["tea"], image_bytes(300, 200))
+        qr = qrcodes.create_static_qr(amount_kopecks=15000, description="Чай на вынос")
+        placed = place_order(telegram_id=424242, name="Покупатель", product_ids=[str(ids["tea"])],
+                             quantities=["1"], expected_total=25000, contact="+79990001122",
+                             delivery="pickup")
+        qr_id, shop_order_id = qr.id, placed.order_id
+
+    page.goto(f"{web}/admin/register")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Пароль", exact=True).fill(PASSWORD)
+    page.get_by_label("Пароль ещё раз").fill(PASSWORD)
+    page.get_by_role("button", name="Зарегистрироваться").click()
+    expect(page.get_by_text(EMAIL)).to_be_visible()
+
+    page.goto(f"{web}/admin/catalog")
+    expect(page.get_by_test_id("photo").locator("img")).to_have_count(1)
+    page.goto(f"{web}/admin/catalog/{ids['tea']}/edit")
+    expect(page.get_by_alt_text("Фото товара")).to_be_visible()
+    for path in ("/admin/", "/admin/staff", "/admin/tills", "/admin/api-clients",
+                 "/admin/journal", "/admin/shop-orders", f"/admin/shop-orders/{shop_order_id}",
+                 "/admin/storefront"):
+        assert page.goto(f"{web}{path}").status == 200, path
+
+    page.goto(f"{web}/admin/tills/qr/{qr_id}/print")
+    page.evaluate("window.print = () => { window.__printed = true; }")
+    page.get_by_role("button", name="Печать").click()
+    assert page.evaluate("window.__printed") is True
+
+    page.goto(f"{web}/admin/admins")
+    page.get_by_role("button", name="Создать приглашение").click()
+    link = page.get_by_label("Ссылка-приглашение")
+    link.focus()
+    selected = page.evaluate("(f => f.value.substring(f.selectionStart, f.selectionEnd))"
+                             "(document.activeElement)")
+    assert selected == link.input_value()
+    assert selected.startswith(f"{web}/admin/register/")

@@ -20,6 +20,7 @@ from app.sbp.cancelling import cancel_order
 from app.sbp.qrcodes import create_dynamic_qr
 from tests.admin.page import page as parse
 from tests.browser import conftest as browser_tests
+from tests.browser.client import watch_csp
 from tests.helpers import decode_qr
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -42,6 +43,8 @@ def api_order(*, amount: int = 125050, description: str | None = "Букет «�
 
 
 browser = browser_tests.browser  # the fixture: one headless chromium for the module
+# Autouse: a test whose pages break the Content-Security-Policy fails.
+no_csp_violations = browser_tests.no_csp_violations
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def waiting(stack):
 def test_a_desktop_shows_the_qr_copies_the_link_and_turns_paid(waiting, browser):
     stack, token, qr = waiting
     url = f"{stack.web.url}/checkout/{token}"
-    context = browser.new_context(user_agent=DESKTOP)
+    context = watch_csp(browser.new_context(user_agent=DESKTOP))
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.web.url)
     tab = context.new_page()
     try:
@@ -89,8 +92,8 @@ def test_a_desktop_shows_the_qr_copies_the_link_and_turns_paid(waiting, browser)
 
 def test_a_phone_gets_a_button_per_bank_app_and_still_the_qr(waiting, browser):
     stack, token, qr = waiting
-    context = browser.new_context(user_agent=IPHONE, viewport={"width": 390, "height": 844},
-                                  is_mobile=True)
+    context = watch_csp(browser.new_context(
+        user_agent=IPHONE, viewport={"width": 390, "height": 844}, is_mobile=True))
     tab = context.new_page()
     try:
         tab.goto(f"{stack.web.url}/checkout/{token}")
