@@ -5,8 +5,18 @@ from __future__ import annotations
 import logging.config
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app.config import INSTANCE, ROOT, load_config
+from app.models.base import MAX_ROW_ID
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` capped at the largest INTEGER primary key (app.models.base.MAX_ROW_ID)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -20,6 +30,8 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(INSTANCE),
     )
+    # <int:...> in a URL is a row id: a bigger number is a 404, not a PostgreSQL error.
+    app.url_map.converters["int"] = RowIdConverter
     app.config.update(load_config(overrides=config))
     configure_logging(app)
     register_extensions(app)

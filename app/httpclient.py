@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -47,6 +48,50 @@ class ProviderError(Exception):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _storable(text: str) -> bool:
+    """Text a database driver can take: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def loads_inbound(raw: bytes | str, **kwargs: Any) -> Any:
+    """JSON that someone POSTed to us (a bank's, a register's, Telegram's callback), read as
+    `json.loads(raw, **kwargs)` but refused with ValueError when it could not be kept:
+    absurd nesting (RecursionError), NaN or Infinity (PostgreSQL's json refuses them), and
+    text with NUL or a lone surrogate (no database driver takes them). Found by fuzzing:
+    each of these was a 500.
+    """
+    kwargs.setdefault("parse_constant", _no_constant)
+    try:
+        data = json.loads(raw, **kwargs)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                raise ValueError("JSON text with NUL or a lone surrogate")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError("JSON number out of range")
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return data
 
 
 @dataclass(frozen=True)

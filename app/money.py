@@ -30,6 +30,8 @@ def parse_rubles(value: str | int | Decimal) -> int:
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise MoneyError(f"{value} is not a finite amount")
+        if value.copy_abs() > MAX_KOPECKS:  # 1e999999 would overflow the multiplication below
+            raise MoneyError(f"amount is too large: at most {format_rubles(MAX_KOPECKS)}")
         scaled = value * KOPECKS
         if scaled != scaled.to_integral_value():
             raise MoneyError(f"{value} has more than two decimals")

@@ -111,11 +111,17 @@ def _answer(description: str) -> dict:
 def _errors(*statuses: int) -> dict:
     texts = {400: "Bad input", 401: "No key, or a wrong or revoked one", 404: "Not found",
              409: "order_id used for another payment, or the payment is paid",
-             413: "Body over 1 MB", 502: "The bank refused or did not answer"}
-    return {str(status): {
+             413: "Body over 1 MB", 429: "Too many requests with this key: wait `Retry-After` "
+                                               "seconds",
+             502: "The bank refused or did not answer"}
+    answers = {str(status): {
         "description": texts[status],
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     } for status in statuses}
+    if "429" in answers:
+        answers["429"]["headers"] = {"Retry-After": {
+            "description": "Seconds to wait", "schema": {"type": "integer", "minimum": 0}}}
+    return answers
 
 
 PAYMENT_ID = {"name": "payment_id", "in": "path", "required": True,
@@ -155,21 +161,28 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "201": _answer("Created"),
                     "200": _answer("The payment this order_id made before"),
-                    **_errors(400, 401, 409, 413, 502),
+                    **_errors(400, 401, 409, 413, 429, 502),
                 },
             }},
             "/payments/{payment_id}": {"get": {
                 "operationId": "getPayment",
                 "summary": "The payment's status (the QR appears here once the bank has it)",
                 "parameters": [PAYMENT_ID],
-                "responses": {"200": _answer("The payment"), **_errors(401, 404)},
+                "responses": {"200": _answer("The payment"), **_errors(401, 404, 429)},
             }},
             "/payments/{payment_id}/cancel": {"post": {
                 "operationId": "cancelPayment",
                 "summary": "Cancel an unpaid payment",
                 "parameters": [PAYMENT_ID],
+                # No body is needed; one is read for a `token` (the key), so a broken or
+                # oversized one is refused as on create.
+                "requestBody": {"required": False, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/KeyOnly"}},
+                    "application/x-www-form-urlencoded": {
+                        "schema": {"$ref": "#/components/schemas/KeyOnly"}},
+                }},
                 "responses": {"200": _answer("Cancelled (or was already)"),
-                              **_errors(401, 404, 409, 502)},
+                              **_errors(400, 401, 404, 409, 413, 429, 502)},
             }},
         },
         "components": {
@@ -179,6 +192,8 @@ def document() -> dict[str, Any]:
                 "token": {"type": "apiKey", "in": "query", "name": "token"},
             },
             "schemas": {"CreatePayment": CREATE_BODY, "LeadtehVariables": LEADTEH_BODY,
+                        "KeyOnly": {"type": "object", "properties": {
+                            "token": CREATE_PROPERTIES["token"]}},
                         "Payment": PAYMENT, "Error": ERROR},
         },
     }

@@ -139,7 +139,8 @@ def _text(fields: dict[str, Any], name: str, limit: int, code: str) -> str | Non
     if len(text) > limit:
         raise _invalid(_l("Поле %(field)s — не больше %(limit)s символов", field=name,
                           limit=limit), code)
-    if any(ord(ch) < 32 for ch in text):
+    if any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        # A lone surrogate ("\ud800" in JSON) cannot be stored: it was a 500.
         raise _invalid(_l("В поле %(field)s есть управляющие символы", field=name), code)
     return text or None
 
@@ -167,8 +168,12 @@ def _quantity_milli(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
             raise InvalidOperation
         quantity = Decimal(str(value).strip().replace(",", "."))
+        if not quantity.is_finite() or quantity.copy_abs() > MAX_QUANTITY_MILLI:
+            # 1e999999 would overflow the multiplication (a 500 before fuzzing found it)
+            raise _invalid(_l("quantity — больше нуля и не больше 99 999,999"),
+                           "invalid_quantity")
         milli = quantity * 1000
-        if not quantity.is_finite() or milli != milli.to_integral_value():
+        if milli != milli.to_integral_value():
             raise InvalidOperation
     except (InvalidOperation, ValueError):
         raise _invalid(_l("quantity — число больше нуля, не больше трёх знаков после точки"),

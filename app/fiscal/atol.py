@@ -7,7 +7,6 @@ wait for the callback, which is only a hint (it is unsigned).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -26,7 +25,7 @@ from app.fiscal.receipt import (
     RegisterResult,
 )
 from app.fiscal.wire import MOSCOW, atol_time, json_object, parse_payload, quantity
-from app.httpclient import HttpClient, HttpResponse, ProviderError
+from app.httpclient import HttpClient, HttpResponse, ProviderError, loads_inbound
 from app.money import to_decimal
 from app.receipt_lines import MEASURES, PAYMENT_OBJECTS, VAT_RATES
 
@@ -353,7 +352,7 @@ class AtolClient:
         not require it): the result then carries "" and the receipt is found by its uuid.
         """
         try:
-            data = json.loads(raw_body, parse_float=Decimal)
+            data = loads_inbound(raw_body, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProviderError("bad_payload", "body is not JSON", provider=PROVIDER) from exc
         if not isinstance(data, dict):

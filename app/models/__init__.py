@@ -2,7 +2,7 @@
 
 from app.models.admin import AdminInvite, AdminRole, AdminUser
 from app.models.audit import AuditEntry
-from app.models.base import InvalidTransition, utcnow
+from app.models.base import MAX_ROW_ID, InvalidTransition, utcnow
 from app.models.catalog import VAT_RATES, Product
 from app.models.health import ProviderHealth
 from app.models.installation import Installation, install_id
@@ -54,6 +54,7 @@ __all__ = [
     "ACCESS_TRANSITIONS",
     "ACTIVATION_TRANSITIONS",
     "FULFILMENT_TRANSITIONS",
+    "MAX_ROW_ID",
     "OPEN_ORDERS_SQL",
     "OPEN_ORDER_STATUSES",
     "ORDER_TRANSITIONS",

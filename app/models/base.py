@@ -15,6 +15,10 @@ from app.errors import InvalidStateError
 
 logger = logging.getLogger(__name__)
 
+# Primary keys are INTEGER: on PostgreSQL a bigger number in a query is an error, not "no
+# such row", so ids from outside (URLs, carts) are checked against this first.
+MAX_ROW_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC. Use it (a callable) as column default."""

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.errors import ValidationError
 from app.extensions import db
-from app.models import Product
+from app.models import MAX_ROW_ID, Product
 from app.orders.services import Line, catalog_lines
 from app.receipt_lines import MAX_LINES, MAX_QUANTITY_MILLI, UNIT, line_amount
 
@@ -57,6 +57,9 @@ def parse_quantity(raw: str) -> int:
         value = Decimal(text)
     except InvalidOperation:
         value = None
+    if value is not None and value.is_finite() and value > MAX_QUANTITY_MILLI:
+        # 1e999999 would overflow the multiplication below (a 500 before fuzzing found it)
+        raise ValidationError(_l("Слишком большое количество"), code="invalid_quantity")
     if value is None or not value.is_finite() or value < 0:
         raise ValidationError(_l("Количество «%(value)s» — не число", value=raw),
                               code="invalid_quantity")
@@ -87,7 +90,8 @@ def read_cart(product_ids: list[str], quantities: list[str]) -> Cart:
         return Cart([], [str(_l("Корзина пришла повреждённой, соберите её заново"))], 0)
     merged: dict[int, int] = {}
     for raw_id, raw_qty in zip(product_ids, quantities, strict=True):
-        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18:
+        if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18 \
+                or int(raw_id) > MAX_ROW_ID:
             errors.append(str(_l("Корзина пришла повреждённой, соберите её заново")))
             continue
         try:

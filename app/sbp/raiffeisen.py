@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.httpclient import HttpClient, HttpResponse, ProviderError
+from app.httpclient import HttpClient, HttpResponse, ProviderError, loads_inbound
 from app.money import MoneyError, parse_rubles, to_decimal
 from app.sbp.provider import (
     PAY_NO_INFO,
@@ -383,7 +383,7 @@ class RaiffeisenClient:
             raise SignatureError("no X-Api-Signature-SHA256 header", provider=PROVIDER)
         try:
             # Numbers stay as their JSON text: the signature covers "101.01", not a float.
-            data = json.loads(raw_body, parse_float=str, parse_int=str)
+            data = loads_inbound(raw_body, parse_float=str, parse_int=str)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProviderError("bad_payload", "body is not JSON", provider=PROVIDER) from exc
         if not isinstance(data, dict):

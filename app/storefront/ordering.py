@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 from app.errors import InvalidStateError, KassaError, ValidationError
 from app.extensions import db
 from app.formatting import format_quantity, unit_label
-from app.models import Customer, Order, OrderChannel, Product, utcnow
+from app.models import MAX_ROW_ID, Customer, Order, OrderChannel, Product, utcnow
 from app.models.orders import OPEN_ORDER_STATUSES
 from app.models.storefront import Delivery, Fulfilment
 from app.money import format_rubles
@@ -87,7 +87,9 @@ class ShopCart:
 
 
 def _id(raw: str) -> int | None:
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or int(raw) > MAX_ROW_ID:
+        return None  # not a row id (beyond PostgreSQL's integer it was a 500)
+    return int(raw)
 
 
 def _seen_prices(product_ids: list[str], prices: list[str] | None) -> dict[int, int]:

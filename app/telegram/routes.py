@@ -4,12 +4,12 @@ update as a job and answers 200 at once; the worker runs it (app/telegram/bot.py
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
 from app.extensions import csrf
+from app.httpclient import loads_inbound
 from app.telegram.bot import enqueue_update
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def webhook():
     if len(raw) > MAX_UPDATE_BYTES:
         return _refuse(413, "too_large", "an update is not this big")
     try:
-        update = json.loads(raw)
+        update = loads_inbound(raw)
     except ValueError:
         return _refuse(400, "not_json", "the body is not JSON")
     if not enqueue_update(update):
