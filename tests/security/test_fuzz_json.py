@@ -56,7 +56,7 @@ ODD_TEXT = st.sampled_from(["", " ", "\x00", "\u202e", "\ud800", "\U0001f4b8", "
 WRONG = (JSON | ODD_TEXT | st.integers() | st.integers(min_value=-(2**70), max_value=-1)
          | st.just(10**100) | st.just(-(10**100)) | st.just(1e308))
 # Bytes every body-reading endpoint is given first, whatever the generation then does: each
-# was a 500 somewhere (see docs/security-fuzzing.md).
+# was a 500 somewhere (see docs/security.md, "Fuzzing").
 NASTY = [
     b"", b"{", b"[" * 10_000, b'{"a":' * 5000, b"\xff\xfe\x00\x00", b"null", b'"text"',
     b"NaN", b"1e999999", b'{"x": Infinity}', b'{"x": "\\ud800"}', b'{"x": "\\u0000"}',
