@@ -202,9 +202,11 @@ class Load:
         self.errors.append(Errored(route, status, detail[:300], time.monotonic(), self.phase))
 
     async def call(self, route: str, req: Req, *, expect: tuple[int, ...] = (200,),
-                   port: int | None = None) -> tuple[int | None, bytes]:
+                   port: int | None = None, head: list[bytes] | None = None,
+                   ) -> tuple[int | None, bytes]:
         """One request (to a random web process unless `port`); any answer not in
-        `expect` is an error. Returns (status or None, body)."""
+        `expect` is an error. Returns (status or None, body); the answer's status line and
+        headers are appended to `head` when given."""
         port = port or self.rng.choice(self.web_ports)
         conn = RawConnection(port)
         started = time.monotonic()
@@ -215,6 +217,8 @@ class Load:
         finally:
             conn.close()
         seconds = time.monotonic() - started
+        if head is not None:
+            head.append(conn.last_head)
         if port != self.bank_port:
             self.samples.append(Sample(route, status, seconds, started, port))
         if status not in expect:
@@ -449,32 +453,16 @@ class Admin:
         return Req("admin", method, path, body, headers)
 
     async def _call(self, route: str, req: Req, expect=(200,)) -> tuple[int | None, dict, bytes]:
-        """Like Load.call, but keeps the headers (Set-Cookie, Location)."""
-        port = self.load.rng.choice(self.load.web_ports)
-        started = time.monotonic()
-        try:
-            reader, writer = await asyncio.open_connection(HOST, port)
-            try:
-                writer.write(req.render(port))
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                status = int(lines[0].split(" ", 2)[1])
-                headers: dict[str, str] = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    if name.lower() == "set-cookie" and value.strip().startswith("session="):
-                        self.cookie = value.strip().split(";", 1)[0]
-                    headers[name.lower()] = value.strip()
-                length = int(headers.get("content-length", "0"))
-                body = await reader.readexactly(length)
-            finally:
-                writer.close()
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            status, headers, body = None, {}, f"{type(exc).__name__}: {exc}".encode()
-        self.load.samples.append(Sample(route, status, time.monotonic() - started, started,
-                                        port))
-        if status not in expect:
-            self.load.error(route, status, body[:300].decode(errors="replace"))
+        """Load.call, keeping the session cookie; also returns the answer's headers."""
+        head: list[bytes] = []
+        status, body = await self.load.call(route, req, expect=expect, head=head)
+        headers: dict[str, str] = {}
+        for line in head[0].decode("latin-1").split("\r\n")[1:] if head else ():
+            name, _, value = line.partition(":")
+            value = value.strip()
+            if name.lower() == "set-cookie" and value.startswith("session="):
+                self.cookie = value.split(";", 1)[0]
+            headers[name.lower()] = value
         return status, headers, body
 
     async def log_in(self) -> bool:
@@ -764,6 +752,24 @@ def endpoints(samples: list[Sample], start: float, end: float) -> list[dict[str,
     return rows
 
 
+def interval(load: Load, before: tuple[float, Any], after: tuple[float, Any], t: float, *,
+             procs: Processes, db_name: str) -> dict[str, Any]:
+    """One stretch between two memory samples: the requests sent in it (how many, p50/p99,
+    errors) and who used the machine's CPU (the stack, or other work on the machine)."""
+    (t0, snap0), (t1, snap1) = before, after
+    latencies = sorted(s.seconds for s in load.samples if t0 <= s.at < t1)
+    cpu = cpu_by_process_group(snap0, snap1, procs, db_name)
+    others = cpu["cpu_seconds"]["other processes"] + cpu["unattributed_seconds"]
+    return {"t": round(t, 1), "requests": len(latencies),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1) if latencies else None,
+            "p99_ms": round(percentile(latencies, 99) * 1000, 1) if latencies else None,
+            "errors": sum(1 for e in load.errors if t0 <= e.at < t1),
+            "machine_busy_percent": cpu["machine_busy_percent"],
+            "stack_cpu_seconds": round(sum(cpu["cpu_seconds"].values())
+                                       - cpu["cpu_seconds"]["other processes"], 1),
+            "other_work_cpu_seconds": round(others, 1)}
+
+
 def fmt_kb(kb: int | None) -> str:
     return "-" if kb is None else f"{kb / 1024:.1f}"
 
@@ -804,6 +810,13 @@ def markdown(report: dict[str, Any]) -> str:
     for sample in r["memory_samples"]:
         out.append(f"| {sample['t']:.0f} | " + " | ".join(
             fmt_kb(sample["processes"].get(n, {}).get("rss_kb")) for n in names) + " |")
+    out += ["", "Timeline (each stretch ends at t; errors are those noticed in it, e.g. a "
+                "checkout not paid 60 s after it was paid at the bank):", "",
+            "| t | requests | p50 ms | p99 ms | errors | machine busy % | stack CPU s "
+            "| other work CPU s |", "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {i['t']:.0f} | {i['requests']} | {i['p50_ms']} | {i['p99_ms']} | "
+            f"{i['errors']} | {i['machine_busy_percent']} | {i['stack_cpu_seconds']} | "
+            f"{i['other_work_cpu_seconds']} |" for i in r.get("timeline", [])]
     out += ["", "End-of-run checks:", "", "```", json.dumps(r["checks"], indent=1), "```", "",
             "CPU seconds in the measured window:", "", "```",
             json.dumps(r["cpu"].get("cpu_seconds"), indent=1), "```", ""]
@@ -877,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
                               "settings": {k: v for k, v in vars(args).items()
                                            if k != "pg_url"}}
     memory_samples: list[dict[str, Any]] = []
+    timeline: list[dict[str, Any]] = []
     ok = False
     try:
         step("database", f"DROP/CREATE {args.db_name}, flask db upgrade, the seed")
@@ -920,6 +934,11 @@ def main(argv: list[str] | None = None) -> int:
         def sampler(t: float, final: bool = False) -> None:
             procs.check_alive()
             memory_samples.append({"t": round(t, 1), "processes": memory_of(procs)})
+            now, snapshot = time.monotonic(), cpu_snapshot()
+            if "tick" in marks:
+                timeline.append(interval(load, marks["tick"], (now, snapshot), t, procs=procs,
+                                         db_name=args.db_name))
+            marks["tick"] = (now, snapshot)
             if final:
                 marks["cpu_end"] = cpu_snapshot()
             elif t < 0 or int(t) % 120 < args.sample_every:
@@ -951,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
                        for e in load.errors],
             "memory": growth(start_mem["processes"], end_mem["processes"], memory_samples),
             "memory_samples": memory_samples,
+            "timeline": timeline,
             "checks": checks,
             "cpu": cpu_by_process_group(marks["cpu"], marks["cpu_end"], procs, args.db_name)
             if "cpu" in marks else {},
