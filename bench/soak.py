@@ -199,7 +199,8 @@ class Load:
         self.paid = 0  # SUCCESS payments the sandbox took from this bench
 
     def error(self, route: str, status: int | None, detail: str) -> None:
-        self.errors.append(Errored(route, status, detail[:300], time.monotonic(), self.phase))
+        self.errors.append(Errored(route, status, " ".join(detail.split())[:300],
+                                   time.monotonic(), self.phase))
 
     async def call(self, route: str, req: Req, *, expect: tuple[int, ...] = (200,),
                    port: int | None = None, head: list[bytes] | None = None,
