@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test install sysdeps lint format migrate seed clean bench audit
+.PHONY: run test install sysdeps lint format migrate seed clean bench audit soak
 
 # System tools the tests use: zbarimg decodes QR codes; Debian's chromium runs the browser tests.
 SYSDEPS := zbarimg:zbar-tools chromium:chromium
@@ -61,6 +61,10 @@ seed: install
 
 bench: install
 	$(BIN)/python bench/callbacks.py
+
+## The 10-minute soak on PostgreSQL (bench/README.md, "Soak").
+soak: install
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

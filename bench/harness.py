@@ -257,6 +257,7 @@ class RawConnection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.reconnects = 0
+        self.last_head = b""  # the last answer's status line and headers, as received
 
     def close(self) -> None:
         if self.writer is not None:
@@ -282,6 +283,7 @@ class RawConnection:
         raise AssertionError("unreachable")
 
     async def _rest(self, head: bytes) -> tuple[int, bytes]:
+        self.last_head = head
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
         length, close = None, False

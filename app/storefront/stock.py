@@ -43,8 +43,13 @@ def take_stock(order_id: int) -> bool:
     wanted = _quantities(order_id)
     for product_id in sorted(wanted):  # one order of row locks for every caller
         quantity = wanted[product_id]
+        # FOR NO KEY UPDATE (key_share), not FOR UPDATE: an order being written that names
+        # the product holds a KEY SHARE lock on it (its items' foreign key) until it commits,
+        # in its cart's order; FOR UPDATE waited for that and deadlocked with it (the soak's
+        # till order failed with a 500). Two stock takers still wait for each other.
         stock = db.session.scalar(
-            sa.select(Product.stock_milli).where(Product.id == product_id).with_for_update())
+            sa.select(Product.stock_milli).where(Product.id == product_id)
+            .with_for_update(key_share=True))
         if stock is None:
             continue  # not counted
         if stock < quantity:

@@ -5,11 +5,12 @@ their stock are left alone; an order that is not paid takes nothing."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Order, OrderChannel, Product
+from app.models import Order, OrderChannel, OrderItem, Product
 from app.orders.services import Line, create_order
 from app.sbp.qrcodes import create_dynamic_qr
 from app.storefront.stock import take_stock
@@ -113,3 +114,44 @@ def test_a_cancelled_order_gives_its_goods_back_once_and_takes_nothing_later(app
     db.session.commit()
     assert take_stock(early) is False
     assert _stock(honey) == 5000
+
+
+def test_taking_the_stock_and_writing_an_order_of_the_same_products_both_go_through(app):
+    """A paid order's stock is taken while a cashier's order of the same two products is
+    being written, its lines in the other order: neither waits for the other to fail (on
+    PostgreSQL the order's lines hold KEY SHARE locks on their products until it commits)."""
+    honey = product("Мёд", 45000, stock_milli=5000)
+    tea = product("Чай", 12050, stock_milli=5000)
+    paid = storefront_order(lines=[
+        Line(name="Мёд", price_kopecks=45000, product_id=honey),
+        Line(name="Чай", price_kopecks=12050, product_id=tea)])
+    mark_paid(paid)
+    till = create_order(channel=OrderChannel.MINIAPP, lines=[
+        Line(name="Хлеб", price_kopecks=6500)]).id
+    db.session.rollback()  # this test's own session reads nothing while the two run
+    taken: list[object] = []
+
+    def take() -> None:
+        with app.app_context():
+            try:
+                taken.append(take_stock(paid))
+            except Exception as exc:  # the test reports what went wrong
+                db.session.rollback()
+                taken.append(exc)
+
+    def item(product_id: int, position: int) -> dict:
+        return {"order_id": till, "product_id": product_id, "position": position,
+                "name": "товар", "price_kopecks": 100, "quantity_milli": 1000,
+                "amount_kopecks": 100}
+
+    with db.engine.connect() as other:
+        other.execute(sa.insert(OrderItem), [item(max(honey, tea), 1)])
+        thread = threading.Thread(target=take)
+        thread.start()
+        thread.join(timeout=1)  # the stock taker reaches its locks (or waits, on SQLite)
+        other.execute(sa.insert(OrderItem), [item(min(honey, tea), 2)])
+        other.commit()
+    thread.join(timeout=15)
+    assert taken == [True]
+    assert (_stock(honey), _stock(tea)) == (4000, 4000)
+    assert len(db.session.get(Order, till).items) == 3
