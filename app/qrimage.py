@@ -23,14 +23,14 @@ def _qr(payload: str) -> qrcode.QRCode:
     return code
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def render_png(payload: str) -> bytes:
     buffer = io.BytesIO()
     _qr(payload).make_image(image_factory=qrcode.image.pure.PyPNGImage).save(buffer)
     return buffer.getvalue()
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def render_svg(payload: str) -> bytes:
     buffer = io.BytesIO()
     _qr(payload).make_image(image_factory=qrcode.image.svg.SvgPathImage).save(buffer)
