@@ -130,8 +130,8 @@ def test_a_connection_lost_after_the_work_does_not_spoil_the_answer(make_app, mo
     app = make_app()
     drop_after_the_work = [True]
 
-    def dropped(dbapi_connection):  # the server ends the session under our feet
-        dbapi_connection.close()
+    def dropped(connection):  # the server ends the session under our feet
+        connection.driver_connection.close()
         raise db.engine.dialect.loaded_dbapi.OperationalError(
             "terminating connection due to administrator command")
 
