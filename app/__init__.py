@@ -82,7 +82,7 @@ def register_extensions(app: Flask) -> None:
     from sqlalchemy.exc import ArgumentError
 
     from app.config import ConfigError
-    from app.extensions import babel, csrf, db, migrate
+    from app.extensions import babel, csrf, db, end_session, migrate
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         INSTANCE.mkdir(parents=True, exist_ok=True)
@@ -90,6 +90,9 @@ def register_extensions(app: Flask) -> None:
         db.init_app(app)
     except (ArgumentError, ImportError) as exc:  # not a URL, or its driver is not installed
         raise ConfigError(f"DATABASE_URL cannot be used: {exc}") from exc
+    # Runs before Flask-SQLAlchemy's own teardown (they run in reverse): a connection lost
+    # after the request's work must not turn its answer into a 500.
+    app.teardown_appcontext(end_session)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     # Flask-Login is bound with the admin panel, which brings the user model it loads.
     csrf.init_app(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Flask, current_app, jsonify, render_template, request
@@ -9,7 +10,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.extensions import db
+from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,23 @@ def error_response(status: int, code: str, message: str):
     return render_template(template, status=status, code=code, message=message), status
 
 
+def database_down(exc: Exception) -> bool:
+    """Whether the request failed because the database cannot be reached (it is restarting,
+    say); if so, it is logged in one line (no traceback) and the caller answers 503 with
+    `database_down_message()`, so a client or the bank tries again."""
+    if not isinstance(exc, DATABASE_UNAVAILABLE):
+        return False
+    with contextlib.suppress(DATABASE_UNAVAILABLE):
+        db.session.rollback()
+    logger.error("database unavailable on %s %s: %s", request.method, request.path,
+                 database_failure(exc, current_app.config["SQLALCHEMY_DATABASE_URI"]))
+    return True
+
+
+def database_down_message() -> str:
+    return _("Сервис недоступен на минуту: база данных не отвечает. Повторите чуть позже.")
+
+
 def screen_error_handlers(bp, error_screen, *, unexpected: str) -> None:
     """A Mini App's refusals as its own screens (the till's, the shop's): a domain refusal
     with its message, an HTTP error in Russian, anything else logged and `unexpected` shown;
@@ -103,6 +121,8 @@ def screen_error_handlers(bp, error_screen, *, unexpected: str) -> None:
 
     @bp.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if database_down(exc):
+            return error_screen(database_down_message(), 503)
         db.session.rollback()
         logger.exception("%s: unhandled error on %s %s", bp.name, request.method,
                          request.path)
@@ -126,6 +146,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
+        if database_down(exc):
+            return _respond(503, "database_unavailable", database_down_message())
         db.session.rollback()
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Internal error; it has been logged.")

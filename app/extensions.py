@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import logging
 import sqlite3
 from collections.abc import Iterator
 
@@ -28,6 +29,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+logger = logging.getLogger(__name__)
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
@@ -49,6 +52,18 @@ def unit_of_work() -> Iterator[None]:
 
 # What a database that cannot be reached (or opened, or that stays locked) raises.
 DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
+
+def end_session(_exc: BaseException | None = None) -> None:
+    """Teardown of every app context: end the session. If the database went away after the
+    work was done (a restart drops every connection), ending it fails; the connection is
+    discarded and the request's answer, already made, stands (not a 500 from the server)."""
+    try:
+        db.session.remove()
+    except DATABASE_UNAVAILABLE as exc:
+        db.session.registry.clear()
+        logger.warning("session ended on a lost database connection: %s",
+                       str(exc.orig or exc).strip().splitlines()[0][:200])
 
 
 def database_failure(exc: sa_exc.DBAPIError, url: str) -> str:

@@ -79,3 +79,72 @@ def test_a_database_without_tables_asks_for_the_migration(tmp_path):
         f"Error: the database cannot be used: {url}: no such table: receipts "
         "(has `flask db upgrade` run?)"
     ]
+
+
+def test_web_answers_503_in_words_while_the_database_is_down(capfd):
+    """PostgreSQL restarting (tests/faults): the API, the bank's callback and the till answer
+    503 with a message to try again, not a 500 'internal error'; the log has one line."""
+    import json as json_module
+
+    from app import create_app
+    from app.telegram.initdata import sign_init_data
+
+    token = "7000004:unreachable-db-token"
+    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": NOBODY_LISTENS,
+                      "TELEGRAM_BOT_TOKEN": token, "SECRET_KEY": "x" * 64})
+    client = app.test_client()
+    api = client.post("/api/v1/payments", json={"amount": "100"},
+                      headers={"Authorization": "Bearer kassa_some_key"})
+    assert api.status_code == 503
+    assert api.get_json()["ok"] is False
+    assert api.get_json()["error"] == "database_unavailable"
+    assert "повторите" in api.get_json()["message"].lower()
+
+    init = sign_init_data({"auth_date": str(int(time.time())), "query_id": "AAH",
+                           "user": json_module.dumps({"id": 1001, "first_name": "Анна"})},
+                          bot_token=token)
+    till = client.get("/miniapp/catalog", headers={"Authorization": f"tma {init}",
+                                                   "HX-Request": "true"})
+    assert till.status_code == 503
+    page = till.get_data(as_text=True)
+    assert "база данных не отвечает" in page and "Traceback" not in page
+
+    log = capfd.readouterr().err
+    assert "Traceback" not in log and "hunter2" not in log
+    assert [line.split()[2] for line in log.splitlines()
+            if "database unavailable" in line] == ["ERROR", "ERROR"]
+    with app.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+
+
+def test_a_connection_lost_after_the_work_does_not_spoil_the_answer(make_app, monkeypatch):
+    """PostgreSQL restarting just after a request did its work (tests/faults): ending the
+    session fails on the dropped connection. The answer stands (it was a 500 from gunicorn),
+    and the next request gets a fresh connection."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+
+    app = make_app()
+    drop_after_the_work = [True]
+
+    def dropped(connection):  # the server ends the session under our feet
+        connection.driver_connection.close()
+        raise db.engine.dialect.loaded_dbapi.OperationalError(
+            "terminating connection due to administrator command")
+
+    @app.get("/test-probe")
+    def probe():  # a request that read something and answers; the session ends after it
+        one = db.session.execute(sa.text("SELECT 1")).scalar()
+        if drop_after_the_work[0]:
+            monkeypatch.setattr(db.engine.dialect, "do_rollback", dropped)
+        return {"one": one}
+
+    client = app.test_client()
+    assert client.get("/test-probe").get_json() == {"one": 1}
+    monkeypatch.undo()
+    drop_after_the_work[0] = False
+    assert client.get("/test-probe").get_json() == {"one": 1}
+    assert client.get("/readyz").get_json() == {"ok": True}

@@ -56,14 +56,24 @@ class JobRegistry:
         self.handlers: dict[str, Handler] = {}
         self.subscribers: dict[str, list[str]] = {}
         self.periodic_jobs: dict[str, float] = {}
+        # Jobs whose effect nobody downstream can recognise as a repeat (a Telegram message).
+        self.unrepeatable: set[str] = set()
 
-    def handler(self, name: str, fn: Handler | None = None):
-        """Run jobs called `name` with `fn`; without `fn`, a decorator."""
+    def handler(self, name: str, fn: Handler | None = None, *, repeatable: bool = True):
+        """Run jobs called `name` with `fn`; without `fn`, a decorator.
+
+        `repeatable=False` for a handler whose effect the other side cannot deduplicate
+        (a Telegram message): the worker marks such a job done the moment it succeeds,
+        not with the rest of its batch, so a worker that dies or loses the database later
+        in the batch does not leave it to run a second time.
+        """
         if fn is None:
-            return functools.partial(self.handler, name)
+            return functools.partial(self.handler, name, repeatable=repeatable)
         if self.handlers.get(name) not in (None, fn):
             raise RuntimeError(f"job handler {name!r} registered twice")
         self.handlers[name] = fn
+        if not repeatable:
+            self.unrepeatable.add(name)
         return fn
 
     def subscribe(self, event: str, job_name: str, fn: Handler | None = None) -> None:

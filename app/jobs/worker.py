@@ -68,6 +68,10 @@ class Worker:
         self.backoff_base = float(app.config["JOB_BACKOFF_SECONDS"])
         self.stop = threading.Event()
         self.clock = time.monotonic  # seconds, for how long a claimed batch has been running
+        # Marks a batch could not write because the database went away mid-batch: written
+        # first thing once it answers again (see run_once).
+        self._owed_done: list[int] = []
+        self._owed_back: list[int] = []
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -123,28 +127,54 @@ class Worker:
 
         :returns: how many jobs were claimed.
         """
+        self._settle_owed()
         claimed = self._claim()
         claimed_at = self.clock()
         done: list[int] = []
-        for index, job in enumerate(claimed):
-            if self.stop.is_set():
-                self._give_back([j.id for j in claimed[index:]])
-                break
-            # A later job waited while the earlier ones ran. Once half its lease is gone it
-            # is renewed before it starts (its lease may have run out and gone to another
-            # worker), and the jobs done so far are marked so; before that, the lease they
-            # were claimed with is still safely theirs.
-            late = self.clock() - claimed_at > self.lease.total_seconds() / 2
-            if index and late:
-                done = self._done(done)
-                if not self._renew_lease(job.id):
-                    continue
-            if self._run(job):
-                done.append(job.id)
-        # The batch's successes are marked done together: a worker that dies before this
-        # leaves them to run again, which their handlers allow.
-        self._done(done)
+        unstarted = 0  # claimed[unstarted:] have not been started
+        try:
+            for index, job in enumerate(claimed):
+                if self.stop.is_set():
+                    self._give_back([j.id for j in claimed[index:]])
+                    unstarted = len(claimed)
+                    break
+                # A later job waited while the earlier ones ran. Once half its lease is gone
+                # it is renewed before it starts (its lease may have run out and gone to
+                # another worker), and the jobs done so far are marked so; before that, the
+                # lease they were claimed with is still safely theirs.
+                late = self.clock() - claimed_at > self.lease.total_seconds() / 2
+                if index and late:
+                    done = self._done(done)
+                    if not self._renew_lease(job.id):
+                        unstarted = index + 1
+                        continue
+                unstarted = index + 1
+                if self._run(job):
+                    done.append(job.id)
+                    if job.name in self.jobs.unrepeatable:
+                        done = self._done(done)
+            # The batch's successes are marked done together: a worker that dies before
+            # this leaves them to run again, which their handlers allow (the unrepeatable
+            # ones are marked as they succeed).
+            self._done(done)
+        except Exception:
+            # The database went away mid-batch (a restart, say). What succeeded is owed its
+            # done mark and what did not start is owed back to the queue: both are written
+            # as soon as the database answers, rather than leaving the jobs leased until the
+            # lease runs out and then running the finished ones a second time.
+            self._owed_done += done
+            self._owed_back += [job.id for job in claimed[unstarted:]]
+            raise
         return len(claimed)
+
+    def _settle_owed(self) -> None:
+        """Write the marks a batch that lost the database still owes (see run_once)."""
+        if self._owed_done:
+            logger.info("jobs %s: marked done after the database came back", self._owed_done)
+            self._owed_done = self._done(self._owed_done)
+        if self._owed_back:
+            self._give_back(self._owed_back)
+            self._owed_back = []
 
     # -- claiming ----------------------------------------------------------------------------
 

@@ -30,6 +30,11 @@ Sandbox only (no auth):
     POST /sandbox/qrs/<qrId>/pay                {"status": "SUCCESS"|"DECLINED", "amount"?}
     GET /sandbox/state, POST /sandbox/reset     (reset clears the registers and faults too)
     POST /sandbox/fiscal/faults, GET /sandbox/fiscal/state, GET /sandbox/fiscal/receipt
+    GET|POST /sandbox/bank/faults               {"down": bool, "slow": seconds,
+                                                "pay_on_register": bool}: the bank API
+                                                answers 503, answers late, or pays a new
+                                                QRDynamic before answering its registration
+                                                (see app/sandbox/bank_control.py)
 NSPK (see app/sandbox/nspk_banks.py):
     GET /proxyapp/c2bmembers.json               the SBP member bank apps; POST /sandbox/c2bmembers
 
@@ -120,13 +125,14 @@ def create_sandbox_app(settings: SandboxSettings) -> Flask:
     Babel(app, default_locale="ru")
     app.extensions[_EXTENSION_KEY] = Sandbox(settings)
 
-    from . import atol, bank_api, fiscal_control, fiscal_raif, nspk_banks, payer
+    from . import atol, bank_api, bank_control, fiscal_control, fiscal_raif, nspk_banks, payer
 
     app.register_blueprint(bank_api.bp)
     app.register_blueprint(payer.bp)
     app.register_blueprint(atol.bp)
     app.register_blueprint(fiscal_raif.bp)
     app.register_blueprint(fiscal_control.bp)
+    app.register_blueprint(bank_control.bp)
     app.register_blueprint(nspk_banks.bp)
 
     @app.errorhandler(BankError)

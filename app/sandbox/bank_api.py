@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import io
 import re
+import time
 from typing import Any
 
 import qrcode
@@ -13,9 +14,17 @@ from qrcode.image.pure import PyPNGImage
 
 from . import clock
 from .errors import BankError, invalid
-from .jsonio import json_response, loads
+from .jsonio import error_response, json_response, loads
 from .money import AmountError, parse_amount
-from .state import ORDER_PATTERN, QR_DYNAMIC, QR_TYPES, QR_VARIABLE, RegisterRequest, SandboxState
+from .state import (
+    ORDER_PATTERN,
+    QR_DYNAMIC,
+    QR_TYPES,
+    QR_VARIABLE,
+    SUCCESS,
+    RegisterRequest,
+    SandboxState,
+)
 
 bp = Blueprint("sandbox_bank", __name__)
 
@@ -24,6 +33,24 @@ _ACCOUNT = re.compile(r"\d{20}")
 
 def _state() -> SandboxState:
     return current_app.extensions["kassa_sandbox"].state
+
+
+@bp.before_request
+def _down() -> Response | None:
+    """The ``down`` fault: every bank API call answers 503 and changes nothing."""
+    if _state().bank_faults_json()["down"]:
+        return error_response(503, "ERROR.SERVICE_UNAVAILABLE", "the bank is down (sandbox fault)")
+    return None
+
+
+@bp.after_request
+def _slow(response: Response) -> Response:
+    """The ``slow`` fault: the answer is held back after the bank has done the work, as a
+    bank that is slow to answer (a client that times out has still registered the QR)."""
+    slow = _state().bank_faults_json()["slow"]
+    if slow > 0 and response.status_code != 503:
+        time.sleep(float(slow))
+    return response
 
 
 def _check_bearer(optional: bool = False) -> None:
@@ -134,7 +161,13 @@ def register_qr() -> Response:
         description=_opt_str(body, "qrDescription"),
         redirect_url=_opt_str(body, "redirectUrl"),
     )
-    return json_response(_state().register_qr(req))
+    state = _state()
+    registered = state.register_qr(req)
+    if qr_type == QR_DYNAMIC and state.bank_faults_json()["pay_on_register"]:
+        # The ``pay_on_register`` fault: the customer pays before the registration's answer
+        # is back, so the bank's callback races the caller's commit of the new QR.
+        state.pay(registered["qrId"], SUCCESS)
+    return json_response(registered)
 
 
 @bp.get("/api/sbp/v2/qrs/<qr_id>")

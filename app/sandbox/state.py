@@ -10,6 +10,7 @@ dicts ready for :func:`app.sandbox.jsonio.dumps`.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import threading
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from . import clock
@@ -124,6 +126,18 @@ class Delivery(Outgoing):
 
 
 @dataclass
+class BankFaults:
+    """Fault switches of the emulated bank API (``POST /sandbox/bank/faults``)."""
+
+    down: bool = False  # every bank API call answers 503 and does nothing
+    slow: Decimal = Decimal(0)  # seconds each bank API answer is held back after the work is done
+    pay_on_register: bool = False  # a new QRDynamic is paid before its registration answers
+
+
+BANK_FAULT_KEYS = ("down", "slow", "pay_on_register")
+
+
+@dataclass
 class RegisterRequest:
     qr_type: str
     order: str | None
@@ -166,11 +180,24 @@ class SandboxState:
         self.transactions: dict[int, Transaction] = {}
         self.refunds: dict[str, Refund] = {}
         self.deliveries: dict[int, Delivery] = {}
+        self.bank_faults = BankFaults()
         self.fiscal._clear()
 
     def reset(self) -> None:
         with self.lock:
             self._clear()
+
+    # ------------------------------------------------------------------ bank faults
+
+    def bank_faults_json(self) -> dict[str, Any]:
+        with self.lock:
+            return dataclasses.asdict(self.bank_faults)
+
+    def set_bank_faults(self, changes: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            for key, value in changes.items():
+                setattr(self.bank_faults, key, value)
+            return dataclasses.asdict(self.bank_faults)
 
     # ------------------------------------------------------------------ helpers
 

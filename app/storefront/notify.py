@@ -70,8 +70,10 @@ def init_app(app: Flask) -> None:
     registry.subscribe("payment.paid", STOCK_JOB, stock)
     for name, fn in ((PAID_JOB, paid), (FULFILMENT_JOB, fulfilment_step),
                      (REFUNDED_JOB, refunded), (MENU_JOB, menu_button),
-                     (MANAGER_MESSAGE_JOB, manager_message), (MANAGER_EDIT_JOB, manager_edit)):
+                     (MANAGER_EDIT_JOB, manager_edit)):
         registry.handler(name, fn)
+    # A manager's message is a new Telegram message each time it runs: marked done as sent.
+    registry.handler(MANAGER_MESSAGE_JOB, manager_message, repeatable=False)
     if app.config.get("TELEGRAM_BOT_TOKEN"):
         registry.subscribe("payment.paid", PAID_JOB)
         registry.subscribe(fulfilment.EVENT, FULFILMENT_JOB)

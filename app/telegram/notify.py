@@ -58,7 +58,8 @@ def init_app(app: Flask) -> None:
     """Handlers for the send job and the event jobs; the events are subscribed only while
     the bot is on (jobs left from before still find their handler)."""
     registry = jobs.registry(app)
-    registry.handler(SEND_JOB, send)
+    # Telegram cannot tell a repeated message from a new one: marked done as it is sent.
+    registry.handler(SEND_JOB, send, repeatable=False)
     handlers = {"telegram.paid": paid, "telegram.expired": expired,
                 "telegram.refund": refund_completed, "telegram.review": payment_review,
                 "telegram.receipt_failed": receipt_failed}

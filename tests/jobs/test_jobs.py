@@ -642,3 +642,65 @@ def test_a_batch_that_runs_quickly_renews_no_lease(app):
     assert worker.run_once() == 3
     assert renewals == []
     assert [r.status for r in job_rows()] == [JobStatus.DONE] * 3
+
+
+# --- the database lost in the middle of a batch --------------------------------------------
+
+def _database_gone(*_args, **_kwargs):
+    raise sa.exc.OperationalError("UPDATE jobs", {}, Exception("the database system is "
+                                                              "shutting down"))
+
+
+def test_a_batch_that_loses_the_database_runs_no_finished_job_again(app, monkeypatch):
+    """PostgreSQL restarts while a batch runs (found by tests/faults): the jobs that had
+    finished must be marked done once it is back, not run again when their lease runs out
+    (a Telegram message sent twice); the jobs not yet started go back to the queue."""
+    worker = Worker(app, worker_id="w", batch=3)
+    calls = []
+
+    @jobs.registry().handler("test.batch")
+    def handle(payload):
+        calls.append(payload["n"])
+        if payload["n"] == 2:
+            # The handler fails because the database went away, and so does recording it.
+            monkeypatch.setattr(worker, "_failed", _database_gone)
+            raise sa.exc.OperationalError("SELECT", {}, Exception("server closed"))
+
+    first, second, third = (enqueue_committed("test.batch", {"n": n}) for n in (1, 2, 3))
+    with pytest.raises(sa.exc.OperationalError):
+        worker.run_once()
+    monkeypatch.undo()  # the database is back
+
+    worker.run_once()
+
+    assert calls == [1, 2, 3], "a finished job ran again, or the rest never ran"
+    assert job_row(first).status is JobStatus.DONE
+    assert (job_row(third).status, job_row(third).attempts) == (JobStatus.DONE, 1)
+    # The failed one is left to its lease, as for a worker that died while running it.
+    assert job_row(second).status is JobStatus.RUNNING
+
+
+class _Died(BaseException):
+    """The worker process is killed (SIGKILL): nothing after this point runs."""
+
+
+def test_an_unrepeatable_job_is_marked_done_as_soon_as_it_succeeds(app):
+    """A worker killed later in its batch: the repeatable jobs it finished run again (their
+    handlers allow it), the unrepeatable one (a Telegram message) is already done."""
+    jobs.registry().handler("test.message", lambda payload: None, repeatable=False)
+    calls = recorder("test.idempotent")
+
+    @jobs.registry().handler("test.killed")
+    def killed(payload):
+        raise _Died
+
+    message = enqueue_committed("test.message", {})
+    repeatable = enqueue_committed("test.idempotent", {})
+    enqueue_committed("test.killed", {})
+    with pytest.raises(_Died):
+        Worker(app, worker_id="w", batch=3).run_once()
+
+    db.session.rollback()
+    assert calls == [{}]
+    assert job_row(message).status is JobStatus.DONE
+    assert job_row(repeatable).status is JobStatus.RUNNING

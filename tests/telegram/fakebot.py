@@ -38,6 +38,9 @@ class FakeBotApi:
     _released: threading.Event = field(default_factory=threading.Event)
     updates: list[dict[str, Any]] = field(default_factory=list)
     _errors: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # Every call of a method answered with this until `recover` (an outage, not a count).
+    _outages: dict[str, tuple[int, str, int | None]] = field(default_factory=dict)
+    refused: int = 0  # calls answered by an outage so far
     held: int = 0  # calls held unanswered by `stall` so far
     # getWebhookInfo: the URL setWebhook set, and what a test says Telegram saw.
     webhook_url: str = ""
@@ -91,6 +94,18 @@ class FakeBotApi:
         with self._lock:
             self._errors.setdefault(method, []).append((error_code, description))
 
+    def outage(self, method: str, error_code: int, description: str,
+               retry_after: int | None = None) -> None:
+        """Answer every call of `method` with this error (a 429 with `retry_after`) until
+        `recover(method)`: Telegram rate-limiting or failing for a while."""
+        with self._lock:
+            self._outages[method] = (error_code, description, retry_after)
+
+    def recover(self, method: str) -> None:
+        """End `outage(method)`: calls are accepted again."""
+        with self._lock:
+            self._outages.pop(method, None)
+
     def stall(self, method: str, count: int = 1) -> None:
         """Hold the next `count` calls of `method` unanswered and unrecorded (Telegram never
         took them) until `stop()`."""
@@ -129,6 +144,14 @@ class FakeBotApi:
             self._released.wait()
             return 503, {"ok": False, "error_code": 503, "description": "stalled"}
         with self._lock:
+            outage = self._outages.get(method)
+            if outage is not None:
+                self.refused += 1
+                code, description, retry_after = outage
+                answer = {"ok": False, "error_code": code, "description": description}
+                if retry_after is not None:
+                    answer["parameters"] = {"retry_after": retry_after}
+                return code, answer
             errors = self._errors.get(method)
             if errors:
                 code, description = errors.pop(0)
