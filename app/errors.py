@@ -147,7 +147,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
         if database_down(exc):
-            return _respond(503, "database_unavailable", database_down_message())
+            return error_response(503, "database_unavailable", database_down_message())
         db.session.rollback()
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Internal error; it has been logged.")

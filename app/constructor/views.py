@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import Blueprint, jsonify, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -40,9 +41,13 @@ def rate_limit_key() -> str:
     """Whom a request to /api/v1 counts against (ratelimit): its client when it carries one
     known key outside its body, else its address (no key, a wrong one, several, or the
     key in the body, which is read only in the view). Looked up on a connection of its own,
-    before the view: the request's session is not touched."""
+    before the view: the request's session is not touched. While the database does not
+    answer, the address counts (the view then answers 503)."""
     keys = _header_keys()
-    client_id = clients.active_client_id(next(iter(keys))) if len(keys) == 1 else None
+    try:
+        client_id = clients.active_client_id(next(iter(keys))) if len(keys) == 1 else None
+    except sa.exc.SQLAlchemyError:
+        client_id = None
     return f"client:{client_id}" if client_id is not None else f"ip:{ratelimit.client_ip()}"
 
 

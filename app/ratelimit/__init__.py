@@ -15,8 +15,10 @@ every request. A request over a limit gets 429 with `Retry-After`: JSON `{"ok": 
 webhook); a room may answer in its own style with an error handler for
 `RateLimitExceeded` (the admin login page, the Mini Apps' screens).
 
-If the storage cannot be reached the request goes through (and the error is logged):
-a limit must never cost a bank callback.
+If the storage cannot be reached, Flask-Limiter's in-memory fallback counts in this process
+until the storage answers again (it logs one warning line, and one when it recovers): the
+limits keep holding per process, and nothing fails for want of a counter. A bank callback
+refused meanwhile is resent by the bank.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def init_app(app: Flask) -> None:
     # registered on it by the rooms.
     limiter = Limiter(_ip_key, storage_uri=uri, storage_options=options,
                       strategy="fixed-window", key_prefix="", swallow_errors=True,
+                      in_memory_fallback_enabled=True,
                       headers_enabled=False, on_breach=_log_breach)
     try:
         limiter.init_app(app)

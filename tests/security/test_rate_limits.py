@@ -166,19 +166,25 @@ def test_a_callback_over_the_limit_records_nothing_and_its_resend_is_recorded(ma
         assert client.get("/sbp/qr/nothing.png").status_code == 404
 
 
-def test_a_callback_goes_through_when_the_counts_cannot_be_kept(make_app, monkeypatch):
-    app = make_app(RATELIMIT_SBP_CALLBACK="1/minute")
+def test_without_its_storage_the_limit_holds_in_memory_and_the_log_has_one_line(
+        make_app, monkeypatch, capfd):
+    app = make_app(RATELIMIT_SBP_CALLBACK="2/minute")
     storage = ratelimit.limiter(app).storage
 
     def broken(*_args, **_kwargs):
         raise sa.exc.OperationalError("UPSERT", {}, Exception("the database is away"))
 
     monkeypatch.setattr(storage, "incr", broken)
+    monkeypatch.setattr(storage, "check", lambda: False)
     with app.app_context():
         shop = Shop.open()
         client = app.test_client()
         assert client.post("/sbp/callback", data=b"{}").status_code == 400
         assert shop.callback(client, "active", "125.50") == "paid"  # not refused, not lost
+        assert client.post("/sbp/callback", data=b"{}").status_code == 429  # still limited
+    log = capfd.readouterr().err
+    assert log.count("Rate limit storage unreachable - falling back to in-memory storage") == 1
+    assert "Traceback" not in log
 
 
 # -- the admin login -------------------------------------------------------------------------
