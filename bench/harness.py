@@ -44,6 +44,39 @@ SIGNATURE_HEADER = "X-Api-Signature-SHA256"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+# -- the whole shop's settings ---------------------------------------------------------------
+
+
+def shop_env(name: str, *, database_url: str, bank_port: int, public_url: str,
+             bot_url: str, bot_token: str) -> dict[str, str]:
+    """The environment of a whole-shop benchmark's processes (web, worker, sandbox): PostgreSQL,
+    the sandbox bank and its ATOL register (receipts on), the fake Bot API, no periodic
+    chatter. Every cashier, customer, constructor and the bank come from one address here, so
+    the rate limits stay on (a hit costs what it costs in production) but above what is sent;
+    each customer's own order limit is not what is measured either."""
+    from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
+
+    unlimited = "1000000/minute"
+    env = {
+        **os.environ, "APP_ENV": "development", "SECRET_KEY": f"bench-secret-key-{name}",
+        "DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://"),
+        "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+        "RAIFFEISEN_SBP_MERCHANT_ID": SANDBOX_MERCHANT_ID,
+        "RAIFFEISEN_SECRET_KEY": SANDBOX_SECRET_KEY,
+        "RAIFFEISEN_API_URL": f"http://{HOST}:{bank_port}", "SANDBOX_PORT": str(bank_port),
+        "PUBLIC_URL": public_url,
+        "TELEGRAM_BOT_TOKEN": bot_token, "TELEGRAM_API_URL": bot_url,
+        "FISCAL_PROVIDER": "atol",
+        "NSPK_BANKS_REFRESH_HOURS": "0", "HEALTH_CHECK_INTERVAL_SECONDS": "0",
+        "DAILY_SUMMARY_HOUR": "off",
+        "STOREFRONT_ORDERS_PER_10_MIN": "100",
+        "RATELIMIT_MINIAPP": unlimited, "RATELIMIT_SBP_CALLBACK": unlimited,
+        "RATELIMIT_API": unlimited, "RATELIMIT_TELEGRAM_WEBHOOK": unlimited,
+    }
+    env.pop("FLASK_DEBUG", None)
+    return env
+
+
 # -- processes -------------------------------------------------------------------------------
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import subprocess
@@ -66,6 +65,7 @@ from bench.harness import (
     percentile,
     process_tree,
     recreate_database,
+    shop_env,
     step,
     stop_on_signals,
     utc_stamp,
@@ -859,33 +859,16 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals(args.deadline, "the soak")
     import psycopg
 
-    from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
     from bench.callbacks import gunicorn_argv
     from bench.miniapp import timed_bot
 
     bank_port, web_ports = free_port(), [free_port(), free_port()]
     bot = timed_bot()
     db_url = f"{args.pg_url}/{args.db_name}"
-    env = {
-        **os.environ, "APP_ENV": "development", "SECRET_KEY": "bench-secret-key-soak",
-        "DATABASE_URL": db_url.replace("postgresql://", "postgresql+psycopg://"),
-        "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-        "RAIFFEISEN_SBP_MERCHANT_ID": SANDBOX_MERCHANT_ID,
-        "RAIFFEISEN_SECRET_KEY": SANDBOX_SECRET_KEY,
-        "RAIFFEISEN_API_URL": f"http://{HOST}:{bank_port}", "SANDBOX_PORT": str(bank_port),
-        # The bank's and the register's callbacks go to the first web process.
-        "PUBLIC_URL": f"http://{HOST}:{web_ports[0]}",
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_API_URL": bot.url,
-        "FISCAL_PROVIDER": "atol",
-        "NSPK_BANKS_REFRESH_HOURS": "0", "HEALTH_CHECK_INTERVAL_SECONDS": "0",
-        "DAILY_SUMMARY_HOUR": "off",
-        "STOREFRONT_ORDERS_PER_10_MIN": "100",
-        # Every cashier, customer, constructor and the bank come from one address here: the
-        # limits stay on (a hit costs what it costs in production) but above what is sent.
-        "RATELIMIT_MINIAPP": "1000000/minute", "RATELIMIT_SBP_CALLBACK": "1000000/minute",
-        "RATELIMIT_API": "1000000/minute", "RATELIMIT_TELEGRAM_WEBHOOK": "1000000/minute",
-    }
-    env.pop("FLASK_DEBUG", None)
+    # The bank's and the register's callbacks go to the first web process.
+    env = shop_env("soak", database_url=db_url, bank_port=bank_port,
+                   public_url=f"http://{HOST}:{web_ports[0]}", bot_url=bot.url,
+                   bot_token=BOT_TOKEN)
     gunicorn = argparse.Namespace(workers=args.web_workers, worker_class="sync", threads=0)
     stack = (f"PostgreSQL, 2 gunicorn instances x {args.web_workers} sync workers, "
              f"{args.job_workers} `flask worker`, the sandbox bank + ATOL register "

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
 import subprocess
@@ -61,6 +60,7 @@ from bench.harness import (
     free_port,
     percentile,
     recreate_database,
+    shop_env,
     step,
     stop_on_signals,
     utc_stamp,
@@ -446,34 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = RESULTS / f"logs-storefront-{stamp}"
     log_dir.mkdir(parents=True, exist_ok=True)
     stop_on_signals(args.deadline, "the run")
-    from app.config import SANDBOX_MERCHANT_ID, SANDBOX_SECRET_KEY
     from bench.callbacks import gunicorn_argv
 
     args.worker_class, args.threads = "sync", 0  # gunicorn_argv's
     bank_port, kassa_port = free_port(), free_port()
     bot = timed_bot()
-    env = {
-        **os.environ, "APP_ENV": "development", "SECRET_KEY": "bench-secret-key-storefront",
-        "DATABASE_URL": f"{args.pg_url.replace('postgresql://', 'postgresql+psycopg://')}"
-                        f"/{args.db_name}",
-        "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
-        "RAIFFEISEN_SBP_MERCHANT_ID": SANDBOX_MERCHANT_ID,
-        "RAIFFEISEN_SECRET_KEY": SANDBOX_SECRET_KEY,
-        "RAIFFEISEN_API_URL": f"http://{HOST}:{bank_port}", "SANDBOX_PORT": str(bank_port),
-        "PUBLIC_URL": f"http://{HOST}:{kassa_port}",
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_API_URL": bot.url,
-        # Receipts at the sandbox's ATOL: the customer's message carries the receipt link.
-        "FISCAL_PROVIDER": "atol",
-        "NSPK_BANKS_REFRESH_HOURS": "0", "HEALTH_CHECK_INTERVAL_SECONDS": "0",
-        "DAILY_SUMMARY_HOUR": "off",
-        # Each customer orders once; the limit is not what is measured.
-        "STOREFRONT_ORDERS_PER_10_MIN": "100",
-        # Every customer and the bank come from one address: the limits stay on (a hit
-        # costs what it costs in production) but above what the bench sends.
-        "RATELIMIT_MINIAPP": "1000000/minute", "RATELIMIT_SBP_CALLBACK": "1000000/minute",
-        "RATELIMIT_TELEGRAM_WEBHOOK": "1000000/minute",
-    }
-    env.pop("FLASK_DEBUG", None)
+    env = shop_env("storefront", database_url=f"{args.pg_url}/{args.db_name}",
+                   bank_port=bank_port, public_url=f"http://{HOST}:{kassa_port}",
+                   bot_url=bot.url, bot_token=BOT_TOKEN)
     procs = Processes(log_dir)
     report: dict[str, Any] = {"started": stamp, "code": code_version(), "goals": GOALS,
                               "settings": {k: v for k, v in vars(args).items()
