@@ -91,6 +91,18 @@ def _development_secret_key() -> str:
         return key
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, on/off), got {raw!r}")
+
+
 def _float(name: str, default: float) -> float:
     raw = _env(name)
     if raw is None:
@@ -201,6 +213,10 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         # (app/constructor/presets.py DEFAULT_BASE_URLS).
         **{name: _env(name) for name in ("SALEBOT_API_URL", "PUZZLEBOT_API_URL",
                                          "BOTHELP_OAUTH_URL", "BOTHELP_API_URL")},
+        # Callback URLs that an admin or an API client sets may point at internal addresses
+        # (loopback, private, link-local, ...) only when this is on: development and tests
+        # call their capture servers on 127.0.0.1; production refuses them (SSRF).
+        "OUTBOUND_ALLOW_PRIVATE": _bool("OUTBOUND_ALLOW_PRIVATE", not production),
         # How long a constructor's create-payment call waits for the bank before it answers
         # `pending` (the QR then follows through a job); constructors give up after 3 s.
         "API_BANK_BUDGET_SECONDS": _float("API_BANK_BUDGET_SECONDS", 1.5),

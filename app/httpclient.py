@@ -1,18 +1,24 @@
 """Outbound HTTP for providers: timeouts always, logs without secrets, retries only when safe.
 
 Providers (app/sbp/raiffeisen.py, app/fiscal/...) use this; nothing here knows Flask.
+
+`check_outbound_url` is the SSRF guard for URLs that an admin or an API client sets (the
+constructor callbacks): http(s) only, and every address the host resolves to must be public.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
 import re
+import socket
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -204,3 +210,83 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return f"\u0000dec:{value}"
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# -- the SSRF guard ------------------------------------------------------------------------------
+
+#: NAT64's well-known prefix: 64:ff9b::a.b.c.d reaches the IPv4 a.b.c.d.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class UnsafeUrl(ValueError):
+    """A URL that outbound calls must not reach.
+
+    :param reason: "scheme" (not http/https), "malformed" (no host, a bad port),
+        "unresolvable" (the host has no address) or "private" (an address is not public).
+    :param address: the refused address, for "private".
+    """
+
+    def __init__(self, reason: str, message: str, *, host: str = "", address: str = ""):
+        super().__init__(message)
+        self.reason = reason
+        self.host = host
+        self.address = address
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (IPv4 and IPv6), as the connection would see them.
+
+    :raises OSError: the name does not resolve.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def is_public_address(text: str) -> bool:
+    """False for loopback, private (RFC 1918, ULA, CGNAT), link-local (169.254/16 with the
+    cloud metadata address, fe80::/10), multicast, unspecified, reserved and every other
+    non-global address, also when wrapped in IPv6 (IPv4-mapped, 6to4, NAT64)."""
+    address = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone is not the address
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+        elif address in NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return not (address.is_loopback or address.is_private or address.is_link_local
+                or address.is_multicast or address.is_unspecified or address.is_reserved
+                or not address.is_global)
+
+
+def check_outbound_url(url: str, *, allow_private: bool = False) -> list[str]:
+    """Refuse a URL that is not http(s), or whose host resolves (any of its addresses) to an
+    address that is not public. `allow_private` (development, tests: the capture servers on
+    127.0.0.1) skips the address check, not the scheme check.
+
+    :returns: the checked addresses (empty when `allow_private`).
+    :raises UnsafeUrl: why the URL is refused.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UnsafeUrl("malformed", f"not a valid URL: {url!r}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UnsafeUrl("scheme", f"only http:// and https:// URLs are called, not {scheme!r}")
+    if not host:
+        raise UnsafeUrl("malformed", f"the URL has no host: {url!r}")
+    if allow_private:
+        return []
+    try:
+        addresses = resolve_host(host, port or (443 if scheme == "https" else 80))
+    except (OSError, UnicodeError):
+        raise UnsafeUrl("unresolvable", f"{host} does not resolve", host=host) from None
+    if not addresses:
+        raise UnsafeUrl("unresolvable", f"{host} does not resolve", host=host)
+    for address in addresses:
+        if not is_public_address(address):
+            raise UnsafeUrl("private", f"{host} resolves to {address}, an internal address",
+                            host=host, address=address)
+    return addresses

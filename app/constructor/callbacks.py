@@ -10,7 +10,9 @@ preset's requests (presets.py), sends them and writes each attempt to `CallbackD
 - no answer, a timeout, a 5xx, a 408 or a 429 fails the job, so the worker retries it with
   its backoff until the attempts run out;
 - any other answer (a 4xx: a wrong key, an unknown user) is logged and given up, since
-  sending the same again would be refused again.
+  sending the same again would be refused again;
+- a callback URL that now resolves to an internal address is not called at all (SSRF,
+  outbound.py): the attempt is logged and the job is dead at once, for an admin to see.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from app.constructor.presets import Callback, OutboundRequest, PresetError
 from app.errors import InvalidStateError, NotFoundError, ValidationError
 from app.extensions import db
 from app.fiscal.views import receipt_of, receipt_url, sale_receipt_or_wait
-from app.jobs import enqueue
+from app.jobs import GiveUpJob, enqueue
 from app.models import (
     ApiClient,
     CallbackDelivery,
@@ -191,6 +193,8 @@ class Outcome:
     retry: bool
     deliveries: list[CallbackDelivery]
     error: str | None = None
+    #: Not sent: the callback URL leads into the internal network (SSRF guard).
+    refused: bool = False
 
 
 def send(payload: dict) -> None:
@@ -222,6 +226,8 @@ def send(payload: dict) -> None:
     db.session.commit()
     if outcome.retry:
         raise CallbackFailed(f"callback {payload.get('key')}: {outcome.error}")
+    if outcome.refused:
+        raise GiveUpJob(f"callback {payload.get('key')}: {outcome.error}")
     if not outcome.ok:
         logger.warning("callback %s given up: %s", payload.get("key"), outcome.error)
 
@@ -248,16 +254,24 @@ def deliver(client: Target, event: str, fields: dict[str, Any], *,
         return Outcome(ok=False, retry=False, deliveries=log.rows, error=str(exc))
     except CallbackFailed as exc:
         return Outcome(ok=False, retry=True, deliveries=log.rows, error=str(exc))
+    operator_urls = [callback.base(name) for name in presets.DEFAULT_BASE_URLS]
     for call in calls:
-        answer = outbound.send(call)
+        answer = outbound.send(call, check_address=not _operator_url(call.url, operator_urls))
         log.write(call, answer)
         if not answer.ok:
             if answer.status == 401 and client.preset == "bothelp":
                 outbound.forget_token(callback)  # expired early: a fresh one on the next attempt
                 return Outcome(ok=False, retry=True, deliveries=log.rows, error=answer.error)
             return Outcome(ok=False, retry=answer.retry, deliveries=log.rows,
-                           error=answer.error)
+                           error=answer.error, refused=answer.refused)
     return Outcome(ok=True, retry=False, deliveries=log.rows)
+
+
+def _operator_url(url: str, bases: list[str]) -> bool:
+    """The URL is under one of the constructors' API base URLs (the operator's settings, or
+    the real services): not checked for SSRF. Any other URL came from an admin or an API
+    client and is."""
+    return any(url == base or url.startswith((f"{base}/", f"{base}?")) for base in bases)
 
 
 def _base_urls() -> dict[str, str]:

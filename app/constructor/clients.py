@@ -12,12 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from app import audit
 from app.constructor.signing import new_secret
 from app.errors import KassaError, NotFoundError, ValidationError
 from app.extensions import READ_ONLY, db
+from app.httpclient import UnsafeUrl, check_outbound_url
 from app.models import ApiClient, CallbackPreset, utcnow
 
 logger = logging.getLogger(__name__)
@@ -68,11 +70,29 @@ def _clean_url(url: str | None) -> str | None:
     url = (url or "").strip()
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1" and the like
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_CALLBACK_URL:
         raise ValidationError(_l("Адрес для уведомлений — ссылка http:// или https:// "
                                  "не длиннее %(max)s символов", max=MAX_CALLBACK_URL),
                               code="invalid_callback_url")
+    try:
+        check_outbound_url(url, allow_private=current_app.config.get(
+            "OUTBOUND_ALLOW_PRIVATE", False))
+    except UnsafeUrl as exc:
+        if exc.reason == "private":
+            message = _l("Адрес для уведомлений ведёт во внутреннюю сеть (%(host)s → "
+                         "%(address)s): Kassa отправляет уведомления только на публичные "
+                         "адреса", host=exc.host, address=exc.address)
+        elif exc.reason == "unresolvable":
+            message = _l("Адрес для уведомлений не найден: у имени %(host)s нет IP-адреса",
+                         host=exc.host)
+        else:
+            message = _l("Адрес для уведомлений — ссылка http:// или https:// не длиннее "
+                         "%(max)s символов", max=MAX_CALLBACK_URL)
+        raise ValidationError(message, code="invalid_callback_url") from None
     return url
 
 
@@ -182,8 +202,10 @@ def update_client(client_id: int, *, name: str | None = None,
     if preset is not None and _clean_preset(preset) != client.preset:
         client.preset = _clean_preset(preset)
         changed["preset"] = client.preset.value
-    if callback_url is not None and _clean_url(callback_url) != client.callback_url:
-        client.callback_url = changed["callback_url"] = _clean_url(callback_url)
+    if callback_url is not None:
+        cleaned = _clean_url(callback_url)
+        if cleaned != client.callback_url:
+            client.callback_url = changed["callback_url"] = cleaned
     if settings is not None:
         merged = {**settings}
         if "secret" in (client.settings or {}) and "secret" not in merged:

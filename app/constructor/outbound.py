@@ -1,5 +1,15 @@
 """Sending one callback request over HTTP, and BotHelp's OAuth token that its requests need
-(kept per process until it expires)."""
+(kept per process until it expires).
+
+SSRF: a request to a URL that an admin or an API client set (`check_address=True`; the
+constructors' API base URLs are the operator's settings and are not checked) is resolved and
+checked right before it is sent (app/httpclient.py `check_outbound_url`): an address that is
+not public refuses it, nothing is sent, and the callback's job is dead at once. requests
+then resolves the name once more to connect: a DNS answer that changes in the milliseconds
+between the two lookups (DNS rebinding with a zero TTL) is the window this leaves open.
+Redirects are never followed, so an answer cannot send the request on to an internal
+address.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ from flask import current_app
 
 from app.constructor import presets
 from app.constructor.presets import Callback, OutboundRequest, PresetError
+from app.httpclient import UnsafeUrl, check_outbound_url
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +48,27 @@ class Answer:
     text: str
     error: str | None
     duration_ms: int
+    #: Not sent: the URL leads to an address that is not public (SSRF guard).
+    refused: bool = False
 
 
-def send(call: OutboundRequest) -> Answer:
+def send(call: OutboundRequest, *, check_address: bool = False) -> Answer:
+    """Send one request (never following a redirect).
+
+    :param check_address: the URL is an admin's or an API client's: refuse it, sending
+        nothing, unless every address its host resolves to now is public (or
+        OUTBOUND_ALLOW_PRIVATE is on).
+    """
     started = time.monotonic()
+    if check_address:
+        try:
+            check_outbound_url(call.url, allow_private=current_app.config.get(
+                "OUTBOUND_ALLOW_PRIVATE", False))
+        except UnsafeUrl as exc:
+            # A name that does not resolve may later (the network's trouble): retried.
+            retry = exc.reason == "unresolvable"
+            return Answer(False, retry, None, "", f"refused: {exc}", _ms(started),
+                          refused=not retry)
     try:
         response = requests.request(call.method, call.url, data=call.body, headers=call.headers,
                                     timeout=current_app.config.get("CALLBACK_TIMEOUT", TIMEOUT),

@@ -48,6 +48,12 @@ class RetryJob(Exception):
         self.delay = delay
 
 
+class GiveUpJob(Exception):
+    """Raised by a handler whose job can never succeed as it stands (a callback URL that now
+    leads into the internal network): the job is dead at once, with this as its error, for
+    an admin to look at and queue again (`retry_dead`) once the cause is fixed."""
+
+
 class JobRegistry:
     """What one app's jobs are: handlers by job name, the jobs each event causes, and the
     jobs that run on their own every so often."""

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.extensions import DATABASE_UNAVAILABLE, database_failure, db
-from app.jobs import RetryJob, enqueue, registry
+from app.jobs import GiveUpJob, RetryJob, enqueue, registry
 from app.logs import context as log_context
 from app.logs import scrub
 from app.models import Job, JobStatus, utcnow
@@ -263,6 +263,11 @@ class Worker:
                          retry)
             self._failed(job.id, retry_in=retry.delay, error=str(retry), count_attempt=False)
             return False
+        except GiveUpJob as exc:
+            db.session.rollback()
+            logger.warning("job %s %s given up: %s", job.id, job.name, exc)
+            self._failed(job.id, retry_in=0, error=scrub(str(exc))[:2000], bury=True)
+            return False
         except Exception as exc:
             db.session.rollback()
             attempts = job.attempts + 1  # this run's attempt, counted by the claim
@@ -296,8 +301,9 @@ class Worker:
         return []
 
     def _failed(self, job_id: int, *, retry_in: float, error: str,
-                count_attempt: bool = True) -> None:
-        """Schedule a failed job's next attempt, or bury it when it has none left."""
+                count_attempt: bool = True, bury: bool = False) -> None:
+        """Schedule a failed job's next attempt, or bury it when it has none left (or when
+        `bury`: the handler gave it up)."""
         job = db.session.execute(
             self._ours(sa.select(Job.name, Job.attempts, Job.max_attempts), job_id)
             .with_for_update()).one_or_none()
@@ -306,7 +312,7 @@ class Worker:
             db.session.rollback()
             return
         attempts = job.attempts if count_attempt else job.attempts - 1
-        if attempts >= job.max_attempts:
+        if bury or attempts >= job.max_attempts:
             self._bury(job_id, job.name, attempts, error)
         else:
             db.session.execute(
