@@ -14,6 +14,9 @@
 - `Cache-Control: no-store` on the admin panel's pages and the constructor API's answers:
   they carry personal data and secrets (an API key is shown once) that no shared or back-
   button cache should keep. A view that sets its own Cache-Control keeps it.
+- `Content-Disposition: attachment; filename="api.json"` on the constructor API's JSON
+  answers (ASVS 14.4.2): a browser that is sent to one saves it instead of rendering it.
+  The OpenAPI document is left to be read in a browser. A view that sets its own keeps it.
 
 The sandbox is a separate app (app/sandbox) and gets none of this.
 """
@@ -43,6 +46,9 @@ HSTS = "max-age=31536000"
 #: Answers that no cache may keep: the admin panel and the constructor API.
 NO_STORE_BLUEPRINTS = frozenset({"admin"})
 NO_STORE_PREFIXES = ("/admin/", "/api/")
+#: The API's JSON answers are downloads, not pages (but for the OpenAPI document).
+API_PREFIX = "/api/"
+API_DISPOSITION = 'attachment; filename="api.json"'
 
 
 def init_app(app: Flask) -> None:
@@ -65,4 +71,7 @@ def security_headers(response: Response) -> Response:
             request.blueprint in NO_STORE_BLUEPRINTS
             or request.path.startswith(NO_STORE_PREFIXES)):
         headers["Cache-Control"] = "no-store"
+    if (request.path.startswith(API_PREFIX) and response.is_json
+            and not request.path.endswith("/openapi.json")):
+        headers.setdefault("Content-Disposition", API_DISPOSITION)
     return response

@@ -105,3 +105,20 @@ def test_the_inline_qr_is_drawn_with_presentation_attributes_only():
     assert svg.startswith("<svg ")
     assert "style" not in svg
     assert 'fill="#000000"' in svg
+
+
+def test_api_answers_are_downloads_not_pages(app):
+    from app.constructor.clients import create_client
+
+    client = app.test_client()
+    key = create_client("shop")[1]
+    created = client.post("/api/v1/payments", json={"amount": "10.00", "order_id": "CD-1"},
+                          headers={"Authorization": f"Bearer {key}"})
+    refused = client.get("/api/v1/payments/nope")  # no key: a JSON 401
+    assert (created.status_code, refused.status_code) == (201, 401)
+    for response in (created, refused):
+        assert response.is_json, response.status_code
+        assert response.headers["Content-Disposition"] == 'attachment; filename="api.json"'
+    # The OpenAPI document may be read in a browser; pages outside the API are pages.
+    assert "Content-Disposition" not in client.get("/api/v1/openapi.json").headers
+    assert "Content-Disposition" not in client.get("/admin/login").headers
