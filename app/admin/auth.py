@@ -14,6 +14,10 @@ from app.extensions import db, login_manager
 from app.models import AdminUser, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
+#: A refund needs a password typed this recently (the login, or again on the refund form).
+REAUTH_WINDOW = timedelta(minutes=15)
+#: When the password was last typed again in this session (a UTC Unix timestamp).
+REAUTH_AT_KEY = "reauth_at"
 #: When the session's login happened (a UTC Unix timestamp), set by the login itself.
 LOGIN_AT_KEY = "login_at"
 #: The account's `session_version` when the session logged in; another one is no login.
@@ -76,6 +80,21 @@ def start_login_clock(user: AdminUser) -> None:
 def keep_session_version(version: int) -> None:
     """This session stays a login at `version` (after a password change raised it)."""
     session[SESSION_VERSION_KEY] = version
+
+
+def recently_authenticated() -> bool:
+    """The password was typed in this session (at the login or again) within REAUTH_WINDOW."""
+    times = [value for value in (session.get(LOGIN_AT_KEY), session.get(REAUTH_AT_KEY))
+             if isinstance(value, int)]
+    if not times:
+        return False
+    age = utcnow().timestamp() - max(times)
+    return 0 <= age < REAUTH_WINDOW.total_seconds()
+
+
+def note_reauthentication() -> None:
+    """The admin has just typed the password again."""
+    session[REAUTH_AT_KEY] = int(utcnow().timestamp())
 
 
 def _login_is_current() -> bool:

@@ -460,6 +460,22 @@ def _wrong_secret(user_id: int, ip: str, message) -> LoginRefused:
     return LoginRefused(message, code="invalid_credentials", status=400)
 
 
+def confirm_password(user_id: int, password: str | None, ip: str, wrong_message=None) -> None:
+    """A logged-in admin types their password again (a password change, a refund long after
+    the login). A wrong one counts as a failed login (account and address).
+
+    :raises LoginRefused: it is wrong (400), or the account or the address is now locked.
+    """
+    begin_read_only()
+    user = db.session.get(AdminUser, user_id)
+    stored = user.password_hash if user is not None else _dummy_hash()
+    db.session.rollback()
+    if user is None:
+        raise NotFoundError(_l("Учётная запись не найдена"), code="admin_not_found")
+    if not check_password_hash(stored, (password or "")[:PASSWORD_MAX]):
+        raise _wrong_secret(user_id, ip, wrong_message or _l("Неверный пароль."))
+
+
 def change_password(user_id: int, current: str | None, new: str | None, ip: str) -> int:
     """Change an admin's own password: the current one is needed, the new one follows the
     registration's rule. Every session of the account ends (the caller keeps its own by
@@ -471,14 +487,7 @@ def change_password(user_id: int, current: str | None, new: str | None, ip: str)
         address is now locked (429).
     """
     check_password(new)
-    begin_read_only()
-    user = db.session.get(AdminUser, user_id)
-    stored = user.password_hash if user is not None else _dummy_hash()
-    db.session.rollback()
-    if user is None:
-        raise NotFoundError(_l("Учётная запись не найдена"), code="admin_not_found")
-    if not check_password_hash(stored, (current or "")[:PASSWORD_MAX]):
-        raise _wrong_secret(user_id, ip, _l("Текущий пароль неверен."))
+    confirm_password(user_id, current, ip, _l("Текущий пароль неверен."))
     new_hash = hash_password(new)
     with unit_of_work():
         user = _account(user_id)
