@@ -63,6 +63,18 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+
 def _summary_hour() -> int | None:
     raw = _env("DAILY_SUMMARY_HOUR", "21")
     if raw.strip().lower() == "off":
@@ -234,6 +246,9 @@ def load_config(env: str | None = None, overrides: dict | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "kassa-db://"),
         # Admin login POSTs per client address (the database's failure throttle also holds).
         "RATELIMIT_ADMIN_LOGIN": _env("RATELIMIT_ADMIN_LOGIN", "30/minute"),
+        # on: every admin of the panel must use two-factor authentication (TOTP); one
+        # without it enrolls right after the password, before anything else.
+        "ADMIN_REQUIRE_2FA": _bool("ADMIN_REQUIRE_2FA", False),
         # /api/v1 requests per API client (per address for a request without a known key).
         "RATELIMIT_API": _env("RATELIMIT_API", "600/minute"),
         # The bank's callbacks per address: generous, a refused callback is only resent.

@@ -29,4 +29,4 @@ def init_app(app: Flask) -> None:
     # Login attempts per address, before any password is hashed; the failure throttle in
     # services.py (accounts and addresses, in the database) holds as well.
     ratelimit.limit(app, bp, "RATELIMIT_ADMIN_LOGIN", scope="admin-login",
-                    endpoints={"admin.login"}, methods=["POST"])
+                    endpoints={"admin.login", "admin.login_code"}, methods=["POST"])

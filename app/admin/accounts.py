@@ -1,5 +1,7 @@
-"""Accounts of the admin panel: login, logout, registration (the first admin, then by
-invite), and the page of admins and invites. The rules live in app/admin/services.py."""
+"""Accounts of the admin panel: login (with the code step of two-factor authentication),
+logout, registration (the first admin, then by invite), the page of admins and invites, and
+an admin's own page (password change, two-factor authentication, log out everywhere). The
+rules live in app/admin/services.py."""
 
 from __future__ import annotations
 
@@ -20,15 +22,39 @@ from flask_login import current_user, login_user, logout_user
 
 from app import audit, ratelimit
 from app.admin import services
-from app.admin.accounts_forms import ActionForm, InviteForm, LoginForm, RegisterForm, RoleForm
-from app.admin.auth import admin_required, start_login_clock, viewer_required
+from app.admin.accounts_forms import (
+    ActionForm,
+    CodeForm,
+    InviteForm,
+    LoginForm,
+    PasswordChangeForm,
+    RegisterForm,
+    RoleForm,
+)
+from app.admin.auth import (
+    admin_required,
+    keep_session_version,
+    require_two_factor,
+    start_login_clock,
+    viewer_required,
+)
 from app.admin.blueprint import bp
 from app.errors import KassaError
 from app.models import AdminRole, AdminUser, utcnow
+from app.qrimage import inline_svg
 from app.ratelimit import RateLimitExceeded
 
 # The invite link just made, kept in the session until the admins page has shown it once.
 INVITE_LINK_KEY = "admin_invite_link"
+#: A login whose password was right and whose two-factor code is still to come: the
+#: account's id, when the password was checked, and where to go after. Not a login for
+#: Flask-Login (no `_user_id`) until the code is right.
+PENDING_LOGIN_KEY = "pending_2fa"
+#: How long the code step waits after the password.
+PENDING_LOGIN_SECONDS = 300
+
+# ADMIN_REQUIRE_2FA: an admin without two-factor authentication enrolls first.
+bp.before_request(require_two_factor)
 
 
 def _client_ip() -> str:
@@ -55,7 +81,7 @@ def _start_session(user: AdminUser) -> None:
     """A new session for the account: nothing of the visitor's session carries over."""
     session.clear()
     login_user(user)
-    start_login_clock()
+    start_login_clock(user)
     session.permanent = True  # ends after SESSION_LIFETIME (auth.py), however active
 
 
@@ -74,12 +100,51 @@ def login():
             form.form_errors.append(refused.message)
             status = refused.status
         else:
+            if user.has_2fa:
+                session.clear()
+                session[PENDING_LOGIN_KEY] = {"user": user.id, "next": next_url,
+                                              "at": int(utcnow().timestamp())}
+                return redirect(url_for("admin.login_code"))
             _start_session(user)
             return redirect(next_url or url_for("admin.index"))
     elif request.method == "POST":
         status = 400
     return render_template("admin/accounts/login.html", form=form, next_url=next_url,
                            registration_open=services.registration_open()), status
+
+
+def _pending_login() -> dict | None:
+    pending = session.get(PENDING_LOGIN_KEY)
+    if not isinstance(pending, dict) or not isinstance(pending.get("at"), int):
+        return None
+    if not 0 <= utcnow().timestamp() - pending["at"] < PENDING_LOGIN_SECONDS:
+        return None
+    return pending
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code():
+    """The second step of a login with two-factor authentication: the app's code."""
+    pending = _pending_login()
+    if pending is None:
+        session.pop(PENDING_LOGIN_KEY, None)
+        flash(_("Войдите снова: время на ввод кода истекло."), "info")
+        return redirect(url_for("admin.login"))
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        _as_visitor()
+        try:
+            user = services.check_login_code(pending["user"], form.code.data, _client_ip())
+        except services.LoginRefused as refused:
+            form.form_errors.append(refused.message)
+            status = refused.status
+        else:
+            _start_session(user)
+            return redirect(safe_next(pending.get("next")) or url_for("admin.index"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("admin/accounts/login_code.html", form=form), status
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -98,6 +163,10 @@ def too_many_logins(_exc: RateLimitExceeded):
 
 @bp.post("/logout")
 def logout():
+    """Log out. The account's session version goes up, so every copy of this session (and
+    the account's other sessions: the version is per account) stops being a login."""
+    if current_user.is_authenticated:
+        services.end_sessions(current_user.id)
     logout_user()
     session.clear()
     flash(_("Вы вышли из панели."), "info")
@@ -245,3 +314,108 @@ def admin_disable(user_id: int):
 def admin_enable(user_id: int):
     return _act(ActionForm(), lambda: services.enable_admin(user_id),
                 _("Учётная запись включена."))
+
+
+# --- the admin's own page ----------------------------------------------------------------
+
+@bp.get("/account")
+@viewer_required
+def account():
+    return render_template("admin/accounts/account.html", action_form=ActionForm(),
+                           require_2fa=current_app.config.get("ADMIN_REQUIRE_2FA", False))
+
+
+@bp.post("/account/logout-everywhere")
+@viewer_required
+def logout_everywhere():
+    if not ActionForm().validate_on_submit():
+        return _refused_here(_("Форма устарела: обновите страницу."), "admin.account")
+    services.end_sessions(current_user.id, everywhere=True)
+    logout_user()
+    session.clear()
+    flash(_("Вы вышли на всех устройствах."), "info")
+    return redirect(url_for("admin.login"))
+
+
+def _refused_here(message: str, endpoint: str):
+    flash(message, "error")
+    return redirect(url_for(endpoint))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@viewer_required
+def password_change():
+    form = PasswordChangeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            version = services.change_password(current_user.id, form.current.data,
+                                               form.password.data, _client_ip())
+        except KassaError as refused:
+            form.form_errors.append(refused.message)
+            status = refused.status
+        else:
+            keep_session_version(version)  # this session stays; the others end
+            flash(_("Пароль изменён. Другие сеансы завершены."), "success")
+            return redirect(url_for("admin.account"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("admin/accounts/password.html", form=form,
+                           min_password=services.PASSWORD_MIN), status
+
+
+@bp.get("/account/2fa")
+@viewer_required
+def two_factor():
+    """Enrolling: the secret as a QR (an otpauth:// URI) and in text, and the code that
+    confirms it. Also where ADMIN_REQUIRE_2FA sends an admin without it."""
+    secret = None if current_user.has_2fa else current_user.totp_pending_secret
+    uri = services.totp_uri(current_user, secret) if secret else None
+    return render_template(
+        "admin/accounts/two_factor.html", secret=secret, qr=inline_svg(uri) if uri else None,
+        action_form=ActionForm(), code_form=CodeForm(),
+        require_2fa=current_app.config.get("ADMIN_REQUIRE_2FA", False))
+
+
+@bp.post("/account/2fa/start")
+@viewer_required
+def two_factor_start():
+    if not ActionForm().validate_on_submit():
+        return _refused_here(_("Форма устарела: обновите страницу."), "admin.two_factor")
+    try:
+        services.start_2fa(current_user.id)
+    except KassaError as refused:
+        return _refused_here(refused.message, "admin.account")
+    return redirect(url_for("admin.two_factor"))
+
+
+@bp.post("/account/2fa/confirm")
+@viewer_required
+def two_factor_confirm():
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return _refused_here(_form_error(form), "admin.two_factor")
+    try:
+        services.confirm_2fa(current_user.id, form.code.data)
+    except KassaError as refused:
+        return _refused_here(refused.message, "admin.two_factor")
+    flash(_("Двухфакторная аутентификация включена: при входе понадобится код из "
+            "приложения."), "success")
+    return redirect(url_for("admin.account"))
+
+
+@bp.post("/account/2fa/disable")
+@viewer_required
+def two_factor_disable():
+    if current_app.config.get("ADMIN_REQUIRE_2FA"):
+        return _refused_here(_("Двухфакторная аутентификация обязательна в этой панели."),
+                             "admin.account")
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return _refused_here(_form_error(form), "admin.account")
+    try:
+        services.disable_2fa(current_user.id, form.code.data, _client_ip())
+    except KassaError as refused:
+        return _refused_here(refused.message, "admin.account")
+    flash(_("Двухфакторная аутентификация выключена."), "success")
+    return redirect(url_for("admin.account"))

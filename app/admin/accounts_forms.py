@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectChoice, SelectField
+from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Optional
 
 from app.models import AdminRole
@@ -26,6 +26,26 @@ class RegisterForm(FlaskForm):
         DataRequired(_l("Повторите пароль")),
         EqualTo("password", _l("Пароли не совпадают")),
     ])
+
+
+class PasswordChangeForm(FlaskForm):
+    """The logged-in admin's own password: the current one, and the new one twice (its
+    length is checked by the service, with the registration's message)."""
+
+    current = PasswordField(_l("Текущий пароль"),
+                            validators=[DataRequired(_l("Введите текущий пароль"))])
+    password = PasswordField(_l("Новый пароль"),
+                             validators=[DataRequired(_l("Придумайте новый пароль"))])
+    confirm = PasswordField(_l("Новый пароль ещё раз"), validators=[
+        DataRequired(_l("Повторите новый пароль")),
+        EqualTo("password", _l("Пароли не совпадают")),
+    ])
+
+
+class CodeForm(FlaskForm):
+    """A six-digit code of the authenticator app."""
+
+    code = StringField(_l("Код из приложения"), validators=[DataRequired(_l("Введите код"))])
 
 
 class InviteForm(FlaskForm):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from flask import Flask, abort, g, request, session
+from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -14,8 +14,18 @@ from app.extensions import db, login_manager
 from app.models import AdminUser, utcnow
 
 SESSION_LIFETIME = timedelta(hours=12)
+#: A refund needs a password typed this recently (the login, or again on the refund form).
+REAUTH_WINDOW = timedelta(minutes=15)
+#: When the password was last typed again in this session (a UTC Unix timestamp).
+REAUTH_AT_KEY = "reauth_at"
 #: When the session's login happened (a UTC Unix timestamp), set by the login itself.
 LOGIN_AT_KEY = "login_at"
+#: The account's `session_version` when the session logged in; another one is no login.
+SESSION_VERSION_KEY = "session_version"
+#: Endpoints an admin without two-factor authentication may reach while ADMIN_REQUIRE_2FA
+#: is on: the enrollment itself and logout.
+ENROLLMENT_ENDPOINTS = frozenset({"admin.two_factor", "admin.two_factor_start",
+                                  "admin.two_factor_confirm", "admin.logout"})
 #: Behind https the cookie takes the __Host- prefix: the browser then accepts it only if it
 #: is Secure, for the whole site and for this host alone (no Domain), so no sibling
 #: subdomain can plant or overwrite it.
@@ -60,9 +70,31 @@ def _forget_last_request() -> None:
     g.pop("audit_actor", None)
 
 
-def start_login_clock() -> None:
-    """Note in the session that its login happens now (the login calls this)."""
+def start_login_clock(user: AdminUser) -> None:
+    """Note in the session that its login happens now, and the account's session version
+    (the login calls this)."""
     session[LOGIN_AT_KEY] = int(utcnow().timestamp())
+    keep_session_version(user.session_version)
+
+
+def keep_session_version(version: int) -> None:
+    """This session stays a login at `version` (after a password change raised it)."""
+    session[SESSION_VERSION_KEY] = version
+
+
+def recently_authenticated() -> bool:
+    """The password was typed in this session (at the login or again) within REAUTH_WINDOW."""
+    times = [value for value in (session.get(LOGIN_AT_KEY), session.get(REAUTH_AT_KEY))
+             if isinstance(value, int)]
+    if not times:
+        return False
+    age = utcnow().timestamp() - max(times)
+    return 0 <= age < REAUTH_WINDOW.total_seconds()
+
+
+def note_reauthentication() -> None:
+    """The admin has just typed the password again."""
+    session[REAUTH_AT_KEY] = int(utcnow().timestamp())
 
 
 def _login_is_current() -> bool:
@@ -78,9 +110,29 @@ def _login_is_current() -> bool:
 
 @login_manager.user_loader
 def _load(user_id: str) -> AdminUser | None:
+    """The session's admin, while its login is younger than SESSION_LIFETIME and the
+    account's sessions have not been ended since (logout, a password change, disabling).
+    The session is a signed cookie: this version check is what makes a copy of it taken
+    before the logout worthless. Flask-Login's remember cookie (never set by the login)
+    would bring no login time and no version, so it logs nobody in either."""
     if not _login_is_current():
         return None  # the panel asks for the password again
-    return db.session.get(AdminUser, int(user_id)) if user_id.isdigit() else None
+    user = db.session.get(AdminUser, int(user_id)) if user_id.isdigit() else None
+    if user is None or session.get(SESSION_VERSION_KEY) != user.session_version:
+        return None
+    return user
+
+
+def require_two_factor() -> object | None:
+    """With ADMIN_REQUIRE_2FA on, an admin without two-factor authentication is sent to
+    enroll before reaching any page of the panel (a before-request of the blueprint)."""
+    if not current_app.config.get("ADMIN_REQUIRE_2FA"):
+        return None
+    if request.endpoint in ENROLLMENT_ENDPOINTS or not current_user.is_authenticated:
+        return None
+    if current_user.has_2fa:
+        return None
+    return redirect(url_for("admin.two_factor"))
 
 
 def _as_actor(user: AdminUser) -> None:

@@ -19,9 +19,16 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_login import current_user
 
-from app.admin import queries, timeline
-from app.admin.auth import admin_required, viewer_required
+from app.admin import queries, services, timeline
+from app.admin.auth import (
+    REAUTH_WINDOW,
+    admin_required,
+    note_reauthentication,
+    recently_authenticated,
+    viewer_required,
+)
 from app.admin.blueprint import bp
 from app.admin.monitor_forms import ActionForm, FilterForm, RefundForm, choices
 from app.errors import KassaError
@@ -34,6 +41,9 @@ from app.money import to_string
 from app.sbp.bank_events import accept_payment
 from app.sbp.cancelling import cancel_order
 from app.sbp.refunds import refundable_lines, request_refund
+
+# The refund form asks for the password when the login is older than REAUTH_WINDOW.
+bp.add_app_template_global(recently_authenticated, "admin_recently_authenticated")
 
 # Seconds between two looks at a row that is still waiting for the customer.
 POLL_SECONDS = 3
@@ -211,6 +221,18 @@ def payment_refund(payment_id: int):
             for error in errors:
                 flash(error, "error")
         return redirect(back)
+    if not recently_authenticated():  # ASVS 3.7.1: money leaves on a fresh password only
+        if not request.form.get("password"):
+            flash(_("Для возврата введите пароль ещё раз: вход был больше %(n)d минут назад.",
+                    n=int(REAUTH_WINDOW.total_seconds() // 60)), "error")
+            return redirect(back)
+        try:
+            services.confirm_password(current_user.id, request.form["password"],
+                                      request.remote_addr or "unknown")
+        except KassaError as exc:
+            flash(exc.message, "error")
+            return redirect(back)
+        note_reauthentication()
     try:
         if form.mode.data == "lines":
             refund = request_refund(payment_id, reason=form.reason.data, lines=form.selection)

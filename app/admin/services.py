@@ -19,6 +19,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
+import pyotp
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -285,6 +286,7 @@ def disable_admin(user_id: int) -> AdminUser:
             return user
         _keep_an_admin(user)
         user.active = False
+        user.session_version += 1  # its sessions end at once, copied cookies too
         audit.record("admin.disable", target_type="admin", target_id=user.id, email=user.email)
     return user
 
@@ -330,6 +332,9 @@ def authenticate(email: str | None, password: str | None, ip: str) -> AdminUser:
     The password is checked outside any transaction (scrypt takes ~0.1 s and SQLite's write
     lock must not wait for it); the counts are then written in one transaction.
 
+    An account with two-factor authentication is returned without its failures reset:
+    the caller asks for the code next (`check_login_code`), which resets them.
+
     :raises LoginRefused: a wrong email or password (401), a locked account or a refused
         address (429, with `until`), a disabled account (403).
     """
@@ -341,7 +346,7 @@ def authenticate(email: str | None, password: str | None, ip: str) -> AdminUser:
                                       .where(LoginThrottle.ip == ip))
     user = db.session.scalar(sa.select(AdminUser).where(AdminUser.email == email))
     known = None if user is None else (user.id, user.password_hash, user.active,
-                                       user.locked_until)
+                                       user.locked_until, user.totp_secret is not None)
     db.session.rollback()  # end the read; nothing is held while the password is hashed
 
     if blocked_until is not None and blocked_until > now:
@@ -357,6 +362,11 @@ def authenticate(email: str | None, password: str | None, ip: str) -> AdminUser:
         if not known[2]:  # the right password of a disabled account: no failure to count
             raise LoginRefused(_l("Учётная запись отключена. Обратитесь к администратору."),
                                code="account_disabled", status=403)
+        if known[4]:
+            # The password step of a 2FA account: the failures in a row are not forgiven
+            # (nor the login noted) until the code is right, so that the account's lock
+            # also counts wrong codes (`check_login_code`).
+            return db.session.get(AdminUser, known[0])
         with unit_of_work():
             user = _account(known[0])
             user.failed_logins = 0
@@ -417,3 +427,182 @@ def _count_ip_failure(ip: str, now: datetime) -> datetime | None:
     logger.warning("logins from %s refused until %s after %d failures", ip, until.isoformat(),
                    IP_FAILURES)
     return until
+
+
+# --- sessions, password change ---------------------------------------------------------
+
+def end_sessions(user_id: int, *, everywhere: bool = False) -> int:
+    """End every session of the account (cookies copied before included): its session
+    version goes up by one. Logout and "log out everywhere" (`everywhere`, audited).
+
+    :returns: the new version.
+    """
+    with unit_of_work():
+        user = _account(user_id)
+        user.session_version += 1
+        if everywhere:
+            audit.record("admin.logout_everywhere", target_type="admin", target_id=user.id,
+                         email=user.email)
+    return user.session_version
+
+
+def _wrong_secret(user_id: int, ip: str, message) -> LoginRefused:
+    """Count a wrong password or code of a logged-in (or half-logged-in) admin like a failed
+    login: against the account and the address. :returns: the refusal to raise."""
+    now = utcnow()
+    with unit_of_work():
+        ip_blocked = _count_ip_failure(ip, now)
+        locked = _count_account_failure(user_id, ip, now)
+    if locked is not None:
+        return _locked_message(locked)
+    if ip_blocked is not None:
+        return _ip_blocked_message(ip_blocked)
+    return LoginRefused(message, code="invalid_credentials", status=400)
+
+
+def confirm_password(user_id: int, password: str | None, ip: str, wrong_message=None) -> None:
+    """A logged-in admin types their password again (a password change, a refund long after
+    the login). A wrong one counts as a failed login (account and address).
+
+    :raises LoginRefused: it is wrong (400), or the account or the address is now locked.
+    """
+    begin_read_only()
+    user = db.session.get(AdminUser, user_id)
+    stored = user.password_hash if user is not None else _dummy_hash()
+    db.session.rollback()
+    if user is None:
+        raise NotFoundError(_l("Учётная запись не найдена"), code="admin_not_found")
+    if not check_password_hash(stored, (password or "")[:PASSWORD_MAX]):
+        raise _wrong_secret(user_id, ip, wrong_message or _l("Неверный пароль."))
+
+
+def change_password(user_id: int, current: str | None, new: str | None, ip: str) -> int:
+    """Change an admin's own password: the current one is needed, the new one follows the
+    registration's rule. Every session of the account ends (the caller keeps its own by
+    storing the returned version). A wrong current password counts as a failed login.
+
+    :returns: the new session version.
+    :raises ValidationError: the new password is too short or too long.
+    :raises LoginRefused: the current password is wrong (400), or the account or the
+        address is now locked (429).
+    """
+    check_password(new)
+    confirm_password(user_id, current, ip, _l("Текущий пароль неверен."))
+    new_hash = hash_password(new)
+    with unit_of_work():
+        user = _account(user_id)
+        user.password_hash = new_hash
+        user.session_version += 1
+        audit.record("admin.password_change", target_type="admin", target_id=user.id,
+                     email=user.email, ip=ip)
+    return user.session_version
+
+
+# --- two-factor TOTP -------------------------------------------------------------------
+
+TOTP_ISSUER = "Kassa"
+#: Codes of the time step before and after the current one are accepted too (clock drift).
+TOTP_DRIFT_STEPS = 1
+
+
+def totp_uri(user: AdminUser, secret: str) -> str:
+    """The otpauth:// URI an authenticator app reads from the QR."""
+    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
+
+
+def _matching_step(secret: str, code: str | None, last_step: int | None) -> int | None:
+    """The time step `code` is right for (now, or one step either side), if it is later than
+    `last_step`: a code is accepted once."""
+    code = (code or "").strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    now_step = totp.timecode(utcnow())
+    for step in range(now_step - TOTP_DRIFT_STEPS, now_step + TOTP_DRIFT_STEPS + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code):
+            return step if last_step is None or step > last_step else None
+    return None
+
+
+def start_2fa(user_id: int) -> str:
+    """Begin enrolling: a new secret to show (not in force until `confirm_2fa`).
+
+    :returns: the secret (base32).
+    :raises InvalidStateError: two-factor authentication is on already.
+    """
+    with unit_of_work():
+        user = _account(user_id)
+        if user.totp_secret is not None:
+            raise InvalidStateError(_l("Двухфакторная аутентификация уже включена"),
+                                    code="2fa_on")
+        if user.totp_pending_secret is None:
+            user.totp_pending_secret = pyotp.random_base32()
+        secret = user.totp_pending_secret
+    return secret
+
+
+def confirm_2fa(user_id: int, code: str | None) -> None:
+    """Turn two-factor authentication on with the first right code of the enrolled secret.
+
+    :raises ValidationError: the code is wrong (or no enrollment was started).
+    """
+    with unit_of_work():
+        user = _account(user_id)
+        step = (None if user.totp_pending_secret is None
+                else _matching_step(user.totp_pending_secret, code, None))
+        if step is None:
+            raise ValidationError(_l("Код не подошёл. Проверьте время на телефоне и введите "
+                                     "новый код."), code="invalid_code")
+        user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
+        user.totp_last_step = step
+        audit.record("admin.2fa_on", target_type="admin", target_id=user.id, email=user.email)
+
+
+def disable_2fa(user_id: int, code: str | None, ip: str) -> None:
+    """Turn two-factor authentication off; a current code is needed (counted like a login).
+
+    :raises LoginRefused: the code is wrong (400), or the account or address got locked.
+    """
+    with unit_of_work():
+        user = _account(user_id)
+        if user.totp_secret is None:
+            return
+        step = _matching_step(user.totp_secret, code, user.totp_last_step)
+        if step is not None:
+            user.totp_secret = None
+            user.totp_last_step = None
+            audit.record("admin.2fa_off", target_type="admin", target_id=user.id,
+                         email=user.email)
+            return
+    raise _wrong_secret(user_id, ip, _l("Код не подошёл."))
+
+
+def check_login_code(user_id: int, code: str | None, ip: str) -> AdminUser:
+    """The code step of a login with two-factor authentication (the password was right).
+    A right code (not used before) completes the login; a wrong one counts as a failed login
+    of the account and the address (the same lock and block as passwords).
+
+    :raises LoginRefused: a wrong or used code (400), a locked account or a refused address
+        (429), a disabled account (403).
+    """
+    now = utcnow()
+    with unit_of_work():
+        blocked_until = db.session.scalar(sa.select(LoginThrottle.blocked_until)
+                                          .where(LoginThrottle.ip == ip))
+        user = _account(user_id)
+        if blocked_until is not None and blocked_until > now:
+            raise _ip_blocked_message(blocked_until)
+        if user.locked_until is not None and user.locked_until > now:
+            raise _locked_message(user.locked_until)
+        if not user.active:
+            raise LoginRefused(_l("Учётная запись отключена. Обратитесь к администратору."),
+                               code="account_disabled", status=403)
+        step = (None if user.totp_secret is None
+                else _matching_step(user.totp_secret, code, user.totp_last_step))
+        if step is not None:
+            user.totp_last_step = step
+            user.failed_logins = 0
+            user.locked_until = None
+            user.last_login_at = now
+            return user
+    raise _wrong_secret(user_id, ip, _l("Неверный код."))

@@ -38,10 +38,25 @@ class AdminUser(UserMixin, TimestampMixin, db.Model):
     # The staff member (a manager) this admin's Telegram account is, for the managers' alerts.
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id", ondelete="SET NULL"),
                                                  index=True)
+    # Copied into the session at login and compared on every request (app/admin/auth.py):
+    # logout, "log out everywhere", a password change and disabling add one, and every
+    # session made before (a copied cookie too) is no longer a login.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Two-factor TOTP (RFC 6238, pyotp): the base32 secret once confirmed (2FA is on), the
+    # one shown while enrolling, and the last time step a code was accepted for (a code is
+    # accepted once). Stored plain: whoever reads the database reads the password hashes
+    # too. Never logged, never in the audit log.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_pending_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     @property
     def is_active(self) -> bool:  # Flask-Login: a disabled account is logged out
         return self.active
+
+    @property
+    def has_2fa(self) -> bool:
+        return self.totp_secret is not None
 
     @property
     def can_act(self) -> bool:

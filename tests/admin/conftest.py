@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.security import generate_password_hash
 
-from app.admin.auth import LOGIN_AT_KEY
+from app.admin.auth import LOGIN_AT_KEY, SESSION_VERSION_KEY
 from app.extensions import db
 from app.models import AdminRole, AdminUser, utcnow
 
@@ -26,6 +26,7 @@ def logged_in(app, user: AdminUser):
         session["_user_id"] = str(user.id)
         session["_fresh"] = True
         session[LOGIN_AT_KEY] = int(utcnow().timestamp())
+        session[SESSION_VERSION_KEY] = user.session_version
     return client
 
 

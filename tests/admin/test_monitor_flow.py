@@ -203,3 +203,34 @@ def test_a_viewer_sees_but_cannot_act(stack, path):
     response = viewer.post(path.format(p=payment_id, o=order_id), data={"mode": "amount"})
     assert response.status_code == 403
     assert _scalar(stack, sa.select(sa.func.count()).select_from(Refund)) == 0
+
+
+def test_a_refund_long_after_the_login_asks_for_the_password_again(stack):
+    from app.admin.auth import LOGIN_AT_KEY, REAUTH_WINDOW
+    from tests.admin.conftest import PASSWORD
+
+    payment_id = _paid_sale(stack)
+    client = _client(stack)
+    with client.session_transaction() as session:
+        session[LOGIN_AT_KEY] -= int(REAUTH_WINDOW.total_seconds()) + 60
+    page = client.get(f"/admin/payments/{payment_id}").get_data(as_text=True)
+    assert 'name="password"' in page  # the refund form asks for it
+    refund = {"mode": "amount", "amount": "100"}
+    response = client.post(f"/admin/payments/{payment_id}/refund", data=refund,
+                           follow_redirects=True)
+    assert "error: Для возврата введите пароль ещё раз" in _flash(response)
+    response = client.post(f"/admin/payments/{payment_id}/refund",
+                           data={**refund, "password": "not the password"},
+                           follow_redirects=True)
+    assert "error: Неверный пароль." in _flash(response)
+    assert _scalar(stack, sa.select(sa.func.count()).select_from(Refund)) == 0
+    response = client.post(f"/admin/payments/{payment_id}/refund",
+                           data={**refund, "password": PASSWORD}, follow_redirects=True)
+    assert "Возврат 100,00 ₽ отправлен в банк" in _flash(response)
+    # Typed again: the next quarter of an hour needs no password.
+    page = client.get(f"/admin/payments/{payment_id}").get_data(as_text=True)
+    assert 'name="password"' not in page
+    response = client.post(f"/admin/payments/{payment_id}/refund", data=refund,
+                           follow_redirects=True)
+    assert "Возврат 100,00 ₽ отправлен в банк" in _flash(response)
+    assert _scalar(stack, sa.select(sa.func.count()).select_from(Refund)) == 2
