@@ -63,18 +63,6 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
-
-
 def _summary_hour() -> int | None:
     raw = _env("DAILY_SUMMARY_HOUR", "21")
     if raw.strip().lower() == "off":

@@ -248,4 +248,4 @@ def test_admin_require_2fa_is_read_from_the_environment_and_a_bad_value_is_one_l
     with pytest.raises(ConfigError) as refused:
         load_config("testing")
     assert str(refused.value).splitlines()[1] == (
-        "  - ADMIN_REQUIRE_2FA must be on or off (1/0, true/false), got 'maybe'")
+        "  - ADMIN_REQUIRE_2FA must be 1 or 0 (true/false, on/off), got 'maybe'")
