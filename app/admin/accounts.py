@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app import audit, ratelimit
-from app.admin import services
+from app.admin import credentials, services
 from app.admin.accounts_forms import (
     ActionForm,
     CodeForm,
@@ -135,7 +135,7 @@ def login_code():
     if form.validate_on_submit():
         _as_visitor()
         try:
-            user = services.check_login_code(pending["user"], form.code.data, _client_ip())
+            user = credentials.check_login_code(pending["user"], form.code.data, _client_ip())
         except services.LoginRefused as refused:
             form.form_errors.append(refused.message)
             status = refused.status
@@ -166,7 +166,7 @@ def logout():
     """Log out. The account's session version goes up, so every copy of this session (and
     the account's other sessions: the version is per account) stops being a login."""
     if current_user.is_authenticated:
-        services.end_sessions(current_user.id)
+        credentials.end_sessions(current_user.id)
     logout_user()
     session.clear()
     flash(_("Вы вышли из панели."), "info")
@@ -330,7 +330,7 @@ def account():
 def logout_everywhere():
     if not ActionForm().validate_on_submit():
         return _refused_here(_("Форма устарела: обновите страницу."), "admin.account")
-    services.end_sessions(current_user.id, everywhere=True)
+    credentials.end_sessions(current_user.id, everywhere=True)
     logout_user()
     session.clear()
     flash(_("Вы вышли на всех устройствах."), "info")
@@ -349,7 +349,7 @@ def password_change():
     status = 200
     if form.validate_on_submit():
         try:
-            version = services.change_password(current_user.id, form.current.data,
+            version = credentials.change_password(current_user.id, form.current.data,
                                                form.password.data, _client_ip())
         except KassaError as refused:
             form.form_errors.append(refused.message)
@@ -370,7 +370,7 @@ def two_factor():
     """Enrolling: the secret as a QR (an otpauth:// URI) and in text, and the code that
     confirms it. Also where ADMIN_REQUIRE_2FA sends an admin without it."""
     secret = None if current_user.has_2fa else current_user.totp_pending_secret
-    uri = services.totp_uri(current_user, secret) if secret else None
+    uri = credentials.totp_uri(current_user, secret) if secret else None
     return render_template(
         "admin/accounts/two_factor.html", secret=secret, qr=inline_svg(uri) if uri else None,
         action_form=ActionForm(), code_form=CodeForm(),
@@ -383,7 +383,7 @@ def two_factor_start():
     if not ActionForm().validate_on_submit():
         return _refused_here(_("Форма устарела: обновите страницу."), "admin.two_factor")
     try:
-        services.start_2fa(current_user.id)
+        credentials.start_2fa(current_user.id)
     except KassaError as refused:
         return _refused_here(refused.message, "admin.account")
     return redirect(url_for("admin.two_factor"))
@@ -396,7 +396,7 @@ def two_factor_confirm():
     if not form.validate_on_submit():
         return _refused_here(_form_error(form), "admin.two_factor")
     try:
-        services.confirm_2fa(current_user.id, form.code.data)
+        credentials.confirm_2fa(current_user.id, form.code.data)
     except KassaError as refused:
         return _refused_here(refused.message, "admin.two_factor")
     flash(_("Двухфакторная аутентификация включена: при входе понадобится код из "
@@ -414,7 +414,7 @@ def two_factor_disable():
     if not form.validate_on_submit():
         return _refused_here(_form_error(form), "admin.account")
     try:
-        services.disable_2fa(current_user.id, form.code.data, _client_ip())
+        credentials.disable_2fa(current_user.id, form.code.data, _client_ip())
     except KassaError as refused:
         return _refused_here(refused.message, "admin.account")
     flash(_("Двухфакторная аутентификация выключена."), "success")

@@ -21,7 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from app.admin import queries, services, timeline
+from app.admin import credentials, queries, timeline
 from app.admin.auth import (
     REAUTH_WINDOW,
     admin_required,
@@ -227,7 +227,7 @@ def payment_refund(payment_id: int):
                     n=int(REAUTH_WINDOW.total_seconds() // 60)), "error")
             return redirect(back)
         try:
-            services.confirm_password(current_user.id, request.form["password"],
+            credentials.confirm_password(current_user.id, request.form["password"],
                                       request.remote_addr or "unknown")
         except KassaError as exc:
             flash(exc.message, "error")

@@ -1,4 +1,5 @@
-"""Accounts of the admin panel: admins and viewers, invitations, login and its throttling.
+"""Accounts of the admin panel: admins and viewers, invitations, login and its throttling
+(what a signed-in admin proves and changes, and two-factor codes, are in credentials.py).
 Each public function that writes commits once or rolls back.
 
 Passwords are hashed with werkzeug's scrypt (n=2**15, r=8, p=1: memory-hard, in the standard
@@ -19,7 +20,6 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-import pyotp
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -90,7 +90,7 @@ def hash_password(password: str) -> str:
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def dummy_hash() -> str:
     """A hash to check an unknown email's password against, so that it takes as long."""
     return hash_password(secrets.token_hex(16))
 
@@ -236,7 +236,7 @@ def revoke_invite(invite_id: int) -> None:
         db.session.delete(invite)
 
 
-def _account(user_id: int) -> AdminUser:
+def get_account(user_id: int) -> AdminUser:
     user = db.session.get(AdminUser, user_id, with_for_update=True, populate_existing=True)
     if user is None:
         raise NotFoundError(_l("Учётная запись не найдена"), code="admin_not_found")
@@ -264,7 +264,7 @@ def _keep_an_admin(user: AdminUser) -> None:
 def change_role(user_id: int, role: AdminRole) -> AdminUser:
     """:raises InvalidStateError: it would leave no active admin."""
     with unit_of_work():
-        user = _account(user_id)
+        user = get_account(user_id)
         if user.role == role:
             return user
         if role != AdminRole.ADMIN:
@@ -281,7 +281,7 @@ def disable_admin(user_id: int) -> AdminUser:
     :raises InvalidStateError: it is the last active admin.
     """
     with unit_of_work():
-        user = _account(user_id)
+        user = get_account(user_id)
         if not user.active:
             return user
         _keep_an_admin(user)
@@ -293,7 +293,7 @@ def disable_admin(user_id: int) -> AdminUser:
 
 def enable_admin(user_id: int) -> AdminUser:
     with unit_of_work():
-        user = _account(user_id)
+        user = get_account(user_id)
         if user.active:
             return user
         user.active = True
@@ -313,13 +313,13 @@ def invites_list() -> list[AdminInvite]:
 
 # --- login and its throttling --------------------------------------------------------------
 
-def _ip_blocked_message(until: datetime) -> LoginRefused:
+def ip_blocked_refusal(until: datetime) -> LoginRefused:
     return LoginRefused(_("Слишком много неудачных попыток входа с вашего адреса. Вход с него "
                           "закрыт до %(until)s (МСК).", until=format_moscow(until)),
                         code="ip_blocked", status=429, until=until)
 
 
-def _locked_message(until: datetime) -> LoginRefused:
+def locked_refusal(until: datetime) -> LoginRefused:
     return LoginRefused(_("Слишком много неудачных попыток входа. Учётная запись "
                           "заблокирована до %(until)s (МСК).", until=format_moscow(until)),
                         code="account_locked", status=429, until=until)
@@ -350,13 +350,13 @@ def authenticate(email: str | None, password: str | None, ip: str) -> AdminUser:
     db.session.rollback()  # end the read; nothing is held while the password is hashed
 
     if blocked_until is not None and blocked_until > now:
-        raise _ip_blocked_message(blocked_until)
+        raise ip_blocked_refusal(blocked_until)
     if known is not None and known[3] is not None and known[3] > now:
         with unit_of_work():
             _count_ip_failure(ip, now)
-        raise _locked_message(known[3])
+        raise locked_refusal(known[3])
 
-    correct = check_password_hash(known[1] if known else _dummy_hash(),
+    correct = check_password_hash(known[1] if known else dummy_hash(),
                                   password[:PASSWORD_MAX])
     if correct and known is not None:
         if not known[2]:  # the right password of a disabled account: no failure to count
@@ -368,7 +368,7 @@ def authenticate(email: str | None, password: str | None, ip: str) -> AdminUser:
             # also counts wrong codes (`check_login_code`).
             return db.session.get(AdminUser, known[0])
         with unit_of_work():
-            user = _account(known[0])
+            user = get_account(known[0])
             user.failed_logins = 0
             user.locked_until = None
             user.last_login_at = now
@@ -378,15 +378,15 @@ def authenticate(email: str | None, password: str | None, ip: str) -> AdminUser:
         ip_blocked = _count_ip_failure(ip, now)
         locked = _count_account_failure(known[0], ip, now) if known else None
     if locked is not None:
-        raise _locked_message(locked)
+        raise locked_refusal(locked)
     if ip_blocked is not None:
-        raise _ip_blocked_message(ip_blocked)
+        raise ip_blocked_refusal(ip_blocked)
     raise LoginRefused(_l("Неверный email или пароль."))
 
 
 def _count_account_failure(user_id: int, ip: str, now: datetime) -> datetime | None:
     """:returns: until when the account is now locked, if this failure locked it."""
-    user = _account(user_id)
+    user = get_account(user_id)
     user.failed_logins += 1
     if user.failed_logins < ACCOUNT_FAILURES:
         return None
@@ -429,24 +429,7 @@ def _count_ip_failure(ip: str, now: datetime) -> datetime | None:
     return until
 
 
-# --- sessions, password change ---------------------------------------------------------
-
-def end_sessions(user_id: int, *, everywhere: bool = False) -> int:
-    """End every session of the account (cookies copied before included): its session
-    version goes up by one. Logout and "log out everywhere" (`everywhere`, audited).
-
-    :returns: the new version.
-    """
-    with unit_of_work():
-        user = _account(user_id)
-        user.session_version += 1
-        if everywhere:
-            audit.record("admin.logout_everywhere", target_type="admin", target_id=user.id,
-                         email=user.email)
-    return user.session_version
-
-
-def _wrong_secret(user_id: int, ip: str, message) -> LoginRefused:
+def wrong_secret(user_id: int, ip: str, message) -> LoginRefused:
     """Count a wrong password or code of a logged-in (or half-logged-in) admin like a failed
     login: against the account and the address. :returns: the refusal to raise."""
     now = utcnow()
@@ -454,155 +437,7 @@ def _wrong_secret(user_id: int, ip: str, message) -> LoginRefused:
         ip_blocked = _count_ip_failure(ip, now)
         locked = _count_account_failure(user_id, ip, now)
     if locked is not None:
-        return _locked_message(locked)
+        return locked_refusal(locked)
     if ip_blocked is not None:
-        return _ip_blocked_message(ip_blocked)
+        return ip_blocked_refusal(ip_blocked)
     return LoginRefused(message, code="invalid_credentials", status=400)
-
-
-def confirm_password(user_id: int, password: str | None, ip: str, wrong_message=None) -> None:
-    """A logged-in admin types their password again (a password change, a refund long after
-    the login). A wrong one counts as a failed login (account and address).
-
-    :raises LoginRefused: it is wrong (400), or the account or the address is now locked.
-    """
-    begin_read_only()
-    user = db.session.get(AdminUser, user_id)
-    stored = user.password_hash if user is not None else _dummy_hash()
-    db.session.rollback()
-    if user is None:
-        raise NotFoundError(_l("Учётная запись не найдена"), code="admin_not_found")
-    if not check_password_hash(stored, (password or "")[:PASSWORD_MAX]):
-        raise _wrong_secret(user_id, ip, wrong_message or _l("Неверный пароль."))
-
-
-def change_password(user_id: int, current: str | None, new: str | None, ip: str) -> int:
-    """Change an admin's own password: the current one is needed, the new one follows the
-    registration's rule. Every session of the account ends (the caller keeps its own by
-    storing the returned version). A wrong current password counts as a failed login.
-
-    :returns: the new session version.
-    :raises ValidationError: the new password is too short or too long.
-    :raises LoginRefused: the current password is wrong (400), or the account or the
-        address is now locked (429).
-    """
-    check_password(new)
-    confirm_password(user_id, current, ip, _l("Текущий пароль неверен."))
-    new_hash = hash_password(new)
-    with unit_of_work():
-        user = _account(user_id)
-        user.password_hash = new_hash
-        user.session_version += 1
-        audit.record("admin.password_change", target_type="admin", target_id=user.id,
-                     email=user.email, ip=ip)
-    return user.session_version
-
-
-# --- two-factor TOTP -------------------------------------------------------------------
-
-TOTP_ISSUER = "Kassa"
-#: Codes of the time step before and after the current one are accepted too (clock drift).
-TOTP_DRIFT_STEPS = 1
-
-
-def totp_uri(user: AdminUser, secret: str) -> str:
-    """The otpauth:// URI an authenticator app reads from the QR."""
-    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=TOTP_ISSUER)
-
-
-def _matching_step(secret: str, code: str | None, last_step: int | None) -> int | None:
-    """The time step `code` is right for (now, or one step either side), if it is later than
-    `last_step`: a code is accepted once."""
-    code = (code or "").strip().replace(" ", "")
-    if not (code.isdigit() and len(code) == 6):
-        return None
-    totp = pyotp.TOTP(secret)
-    now_step = totp.timecode(utcnow())
-    for step in range(now_step - TOTP_DRIFT_STEPS, now_step + TOTP_DRIFT_STEPS + 1):
-        if secrets.compare_digest(totp.generate_otp(step), code):
-            return step if last_step is None or step > last_step else None
-    return None
-
-
-def start_2fa(user_id: int) -> str:
-    """Begin enrolling: a new secret to show (not in force until `confirm_2fa`).
-
-    :returns: the secret (base32).
-    :raises InvalidStateError: two-factor authentication is on already.
-    """
-    with unit_of_work():
-        user = _account(user_id)
-        if user.totp_secret is not None:
-            raise InvalidStateError(_l("Двухфакторная аутентификация уже включена"),
-                                    code="2fa_on")
-        if user.totp_pending_secret is None:
-            user.totp_pending_secret = pyotp.random_base32()
-        secret = user.totp_pending_secret
-    return secret
-
-
-def confirm_2fa(user_id: int, code: str | None) -> None:
-    """Turn two-factor authentication on with the first right code of the enrolled secret.
-
-    :raises ValidationError: the code is wrong (or no enrollment was started).
-    """
-    with unit_of_work():
-        user = _account(user_id)
-        step = (None if user.totp_pending_secret is None
-                else _matching_step(user.totp_pending_secret, code, None))
-        if step is None:
-            raise ValidationError(_l("Код не подошёл. Проверьте время на телефоне и введите "
-                                     "новый код."), code="invalid_code")
-        user.totp_secret, user.totp_pending_secret = user.totp_pending_secret, None
-        user.totp_last_step = step
-        audit.record("admin.2fa_on", target_type="admin", target_id=user.id, email=user.email)
-
-
-def disable_2fa(user_id: int, code: str | None, ip: str) -> None:
-    """Turn two-factor authentication off; a current code is needed (counted like a login).
-
-    :raises LoginRefused: the code is wrong (400), or the account or address got locked.
-    """
-    with unit_of_work():
-        user = _account(user_id)
-        if user.totp_secret is None:
-            return
-        step = _matching_step(user.totp_secret, code, user.totp_last_step)
-        if step is not None:
-            user.totp_secret = None
-            user.totp_last_step = None
-            audit.record("admin.2fa_off", target_type="admin", target_id=user.id,
-                         email=user.email)
-            return
-    raise _wrong_secret(user_id, ip, _l("Код не подошёл."))
-
-
-def check_login_code(user_id: int, code: str | None, ip: str) -> AdminUser:
-    """The code step of a login with two-factor authentication (the password was right).
-    A right code (not used before) completes the login; a wrong one counts as a failed login
-    of the account and the address (the same lock and block as passwords).
-
-    :raises LoginRefused: a wrong or used code (400), a locked account or a refused address
-        (429), a disabled account (403).
-    """
-    now = utcnow()
-    with unit_of_work():
-        blocked_until = db.session.scalar(sa.select(LoginThrottle.blocked_until)
-                                          .where(LoginThrottle.ip == ip))
-        user = _account(user_id)
-        if blocked_until is not None and blocked_until > now:
-            raise _ip_blocked_message(blocked_until)
-        if user.locked_until is not None and user.locked_until > now:
-            raise _locked_message(user.locked_until)
-        if not user.active:
-            raise LoginRefused(_l("Учётная запись отключена. Обратитесь к администратору."),
-                               code="account_disabled", status=403)
-        step = (None if user.totp_secret is None
-                else _matching_step(user.totp_secret, code, user.totp_last_step))
-        if step is not None:
-            user.totp_last_step = step
-            user.failed_logins = 0
-            user.locked_until = None
-            user.last_login_at = now
-            return user
-    raise _wrong_secret(user_id, ip, _l("Неверный код."))

@@ -56,4 +56,4 @@ def cheap_unknown_logins(monkeypatch) -> None:
     from app.admin import services
 
     cheap = generate_password_hash("unknown", method="scrypt:1024:8:1")
-    monkeypatch.setattr(services, "_dummy_hash", lambda: cheap)
+    monkeypatch.setattr(services, "dummy_hash", lambda: cheap)
