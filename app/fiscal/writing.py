@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import InvalidStateError, NotFoundError
 from app.extensions import db
-from app.fiscal import builder, get_register
+from app.fiscal import builder, get_register, refund_builder
 from app.fiscal.builder import ReceiptError
 from app.fiscal.receipt import (
     SELL,
@@ -201,14 +201,14 @@ def create_refund_receipt(refund_id: int) -> Receipt | None:
     contact = {"customer_email": sale.customer_email, "customer_phone": sale.customer_phone}
     try:
         if refund.lines:
-            draft = builder.refund_by_lines(
+            draft = refund_builder.refund_by_lines(
                 sale_lines, [tuple(pair) for pair in refund.lines], company=company(),
                 already_refunded=already, **contact,
             )
         else:
-            draft = builder.refund_by_amount(sale_lines, refund.amount_kopecks,
-                                             company=company(), already_refunded=already,
-                                             **contact)
+            draft = refund_builder.refund_by_amount(sale_lines, refund.amount_kopecks,
+                                                    company=company(), already_refunded=already,
+                                                    **contact)
         receipt = _add_receipt(payment, draft, refund_id=refund.id)
     except ReceiptError as exc:
         receipt = _add_unbuildable(payment, ReceiptKind.SELL_REFUND, refund.amount_kopecks,

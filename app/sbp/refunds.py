@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from app import audit
 from app.errors import InvalidStateError, ValidationError
 from app.extensions import db
-from app.fiscal import builder
+from app.fiscal import refund_builder
 from app.fiscal.builder import ReceiptError
 from app.fiscal.receipt import ReceiptLine
 from app.httpclient import ProviderError
@@ -130,11 +130,11 @@ def _refunded_lines(payment: Payment, sale: list[ReceiptLine]) -> list[ReceiptLi
         if refund.status == RefundStatus.DECLINED:
             continue
         if refund.lines:
-            draft = builder.refund_by_lines(sale, [tuple(pair) for pair in refund.lines],
-                                            company=company, already_refunded=given)
+            draft = refund_builder.refund_by_lines(sale, [tuple(pair) for pair in refund.lines],
+                                                   company=company, already_refunded=given)
         else:
-            draft = builder.refund_by_amount(sale, refund.amount_kopecks, company=company,
-                                             already_refunded=given)
+            draft = refund_builder.refund_by_amount(sale, refund.amount_kopecks, company=company,
+                                                    already_refunded=given)
         given.extend(draft.lines)
     return given
 
@@ -147,7 +147,7 @@ def refundable_lines(payment_id: int) -> list[RefundableLine] | None:
     if sale is None:
         return None
     try:
-        left = builder.left_to_refund(sale, _refunded_lines(payment, sale))
+        left = refund_builder.left_to_refund(sale, _refunded_lines(payment, sale))
     except ReceiptError:
         return None  # refunds that do not fit the lines: only a sum can be refunded
     return [RefundableLine(index, line, quantity, amount)
@@ -167,8 +167,8 @@ def _lines_worth(payment: Payment, selection: list[list[int]]) -> int:
     if sale is None:
         raise ValidationError(_l("У этого платежа нет строк: верните сумму"), code="no_lines")
     try:
-        draft = builder.refund_by_lines(sale, [tuple(pair) for pair in selection],
-                                        company=_company(),
+        draft = refund_builder.refund_by_lines(sale, [tuple(pair) for pair in selection],
+                                               company=_company(),
                                         already_refunded=_refunded_lines(payment, sale))
     except ReceiptError as exc:
         if exc.code == "over_refund":

@@ -14,8 +14,6 @@ from app.fiscal.builder import (
     PAYMENT_METHODS,
     ReceiptError,
     _check,
-    refund_by_amount,
-    refund_by_lines,
     sale_receipt,
     single_line_receipt,
 )
@@ -27,6 +25,7 @@ from app.fiscal.receipt import (
     ReceiptDraft,
     ReceiptLine,
 )
+from app.fiscal.refund_builder import refund_by_amount, refund_by_lines
 from app.receipt_lines import (
     MAX_LINES,
     MAX_NAME,
